@@ -1,0 +1,1 @@
+"""Getting items to the destination: batching, executors, retry policy, outbox."""

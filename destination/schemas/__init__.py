@@ -1,0 +1,1 @@
+"""JSON Schemas of the project's file formats and payloads, loaded by name."""

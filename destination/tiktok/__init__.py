@@ -1,0 +1,1 @@
+"""The TikTok Events API 2.0 destination: settings, actions, normalisation, sandbox."""
