@@ -1,0 +1,584 @@
+"""The mapping engine: JMESPath field expressions compiled once, evaluated fast.
+
+Every payload field is a JMESPath expression so users learn one language for
+constants (``'AddToCart'``), fallbacks (``properties.value || properties.revenue``)
+and reshaping (``properties.products[].{content_id: product_id}``). jmespath's
+tree interpreter costs a few microseconds per expression, too slow for the
+thirty-odd fields of a TikTok event, so the common shapes — constants, plain
+dotted paths and ``a || b || 'c'`` chains of them — are recognised in the
+parsed tree and turned into generated Python code doing direct dict look-ups
+with exactly JMESPath's semantics (``||`` treats ``""``, ``[]``, ``{}``,
+``false`` and ``null`` as false; a field of a non-object is null). Everything
+else is handed to jmespath's interpreter, built once per function table.
+
+The functions JMESPath lacks (coalesce, trimming, timestamps, URL and cookie
+look-ups, sha256) are registered through the ``register_mapping_functions``
+hook by this very module acting as a built-in plugin, so third-party functions
+travel the same road.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+import jmespath
+from jmespath import exceptions as jmespath_exceptions
+from jmespath import functions as jmespath_functions
+from jmespath.visitor import Options, TreeInterpreter
+
+from .errors import MappingError, PayloadError
+from .hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from .plugins import Registry
+
+__all__ = [
+    "CompiledMapping",
+    "Expression",
+    "MappingFunctions",
+    "compile_expression",
+    "compile_mapping",
+    "is_false",
+]
+
+#: JMESPath's signature spec for "any value": an empty type list is not checked.
+ANY: dict[str, Any] = {"types": []}
+
+
+def is_false(value: Any) -> bool:
+    """JMESPath falsiness, exactly as jmespath's interpreter tests it."""
+    return value == "" or value == [] or value == {} or value is None or value is False
+
+
+class MappingFunctions(jmespath_functions.Functions):
+    """jmespath's built-in functions plus the registered ones, as one table.
+
+    Registered functions are plain callables taking the evaluated arguments;
+    their signature (a list of JMESPath argument specs) is checked by jmespath
+    before the call, or not at all when it is ``None``. A registered name
+    replaces a JMESPath built-in of the same name (documented for
+    ``to_string``/``to_number``).
+    """
+
+    def __init__(self, registered: Mapping[str, tuple[Callable[..., Any], Any]] = ()) -> None:  # type: ignore[assignment]
+        table: dict[str, dict[str, Any]] = {
+            name: dict(spec, plain=False) for name, spec in self.FUNCTION_TABLE.items()
+        }
+        for name, (function, signature) in dict(registered).items():
+            table[name] = {
+                "function": function,
+                "signature": None if signature is None else tuple(signature),
+                "plain": True,
+            }
+        self.FUNCTION_TABLE = table
+        self.options = Options(custom_functions=self)
+        self.interpreter = TreeInterpreter(self.options)
+
+    @classmethod
+    def from_registry(cls, registry: Registry) -> MappingFunctions:
+        return cls(registry.mapping_functions)
+
+    def call_function(self, function_name: str, resolved_args: list[Any]) -> Any:
+        try:
+            spec = self.FUNCTION_TABLE[function_name]
+        except KeyError:
+            raise jmespath_exceptions.UnknownFunctionError(
+                f"Unknown function: {function_name}()"
+            ) from None
+        signature = spec["signature"]
+        if signature is not None:
+            self._validate_arguments(resolved_args, signature, function_name)
+        if spec["plain"]:
+            return spec["function"](*resolved_args)
+        return spec["function"](self, *resolved_args)
+
+    def check_call(self, name: str, count: int) -> str | None:
+        """Why a call of ``name`` with ``count`` arguments cannot work, or None."""
+        spec = self.FUNCTION_TABLE.get(name)
+        if spec is None:
+            return f"unknown function {name}()"
+        signature = spec["signature"]
+        if signature is None:
+            return None
+        if signature and signature[-1].get("variadic"):
+            if count < len(signature):
+                return f"{name}() takes at least {len(signature)} arguments, got {count}"
+        elif count != len(signature):
+            return f"{name}() takes {len(signature)} arguments, got {count}"
+        return None
+
+
+# --------------------------------------------------------------------------
+# Compiling expressions
+
+
+def _path_of(node: dict[str, Any]) -> tuple[str, ...] | None:
+    """The keys of a plain dotted path (``a."b c".d``), or None for anything else."""
+    if node["type"] == "field":
+        return (node["value"],)
+    if node["type"] == "subexpression":
+        keys: list[str] = []
+        for child in node["children"]:
+            sub = _path_of(child)
+            if sub is None:
+                return None
+            keys.extend(sub)
+        return tuple(keys)
+    return None
+
+
+Term = tuple[str, Any]  # ("path", keys) or ("literal", value)
+
+
+def _terms_of(node: dict[str, Any]) -> list[Term] | None:
+    """Flatten ``a || b || 'c'`` into its terms if each is a path or a literal."""
+    if node["type"] == "or_expression":
+        left = _terms_of(node["children"][0])
+        right = _terms_of(node["children"][1])
+        if left is None or right is None:
+            return None
+        return left + right
+    if node["type"] == "literal":
+        return [("literal", node["value"])]
+    path = _path_of(node)
+    if path is None:
+        return None
+    return [("path", path)]
+
+
+def _function_calls(node: dict[str, Any]) -> Iterable[tuple[str, int]]:
+    if node.get("type") == "function_expression":
+        yield node["value"], len(node["children"])
+    for child in node.get("children", ()):
+        if isinstance(child, dict):
+            yield from _function_calls(child)
+
+
+def _get(value: Any, key: str) -> Any:
+    """A field of a value that is not a plain dict, as jmespath's visit_field does it."""
+    try:
+        return value.get(key)
+    except AttributeError:
+        return None
+
+
+def _term_code(term: Term, names: dict[str, Any], out: str, indent: str) -> list[str]:
+    kind, data = term
+    if kind == "literal":
+        const = f"_c{len(names)}"
+        names[const] = data
+        return [f"{indent}{out} = {const}"]
+    keys: tuple[str, ...] = data
+    lines = [f"{indent}{out} = e.get({keys[0]!r}) if type(e) is dict else _get(e, {keys[0]!r})"]
+    for key in keys[1:]:
+        lines.append(
+            f"{indent}{out} = {out}.get({key!r}) if type({out}) is dict else _get({out}, {key!r})"
+        )
+    return lines
+
+
+def _chain_code(terms: list[Term], names: dict[str, Any], out: str, indent: str) -> list[str]:
+    """Code that leaves JMESPath's value of ``t1 || t2 || ...`` in ``out``."""
+    lines = _term_code(terms[0], names, out, indent)
+    for term in terms[1:]:
+        lines.append(
+            f"{indent}if {out} is None or {out} is False or {out} == '' "
+            f"or {out} == [] or {out} == {{}}:"
+        )
+        indent += "    "
+        lines.extend(_term_code(term, names, out, indent))
+    return lines
+
+
+def _compile_function(name: str, body: list[str], names: dict[str, Any]) -> Callable[..., Any]:
+    source = f"def {name}(e):\n" + "\n".join(body) + "\n"
+    namespace: dict[str, Any] = {"_get": _get, **names}
+    exec(compile(source, f"<mapping {name}>", "exec"), namespace)
+    function: Callable[..., Any] = namespace[name]
+    function.__source__ = source  # type: ignore[attr-defined]
+    return function
+
+
+@dataclass(frozen=True, eq=False)
+class Expression:
+    """One compiled JMESPath expression; ``search(event)`` equals jmespath's result."""
+
+    source: str
+    parsed: dict[str, Any] = field(repr=False)
+    functions: MappingFunctions = field(repr=False)
+    #: the fast-path terms (paths and literals joined by ``||``), or None
+    terms: tuple[Term, ...] | None = field(repr=False)
+    search: Callable[[Any], Any] = field(repr=False)
+
+    @property
+    def is_constant(self) -> bool:
+        return self.terms is not None and len(self.terms) == 1 and self.terms[0][0] == "literal"
+
+    @property
+    def constant(self) -> Any:
+        """The value of a constant expression (``'AddToCart'``); None otherwise."""
+        return self.terms[0][1] if self.terms is not None and self.is_constant else None
+
+    def search_slow(self, event: Any) -> Any:
+        """Always jmespath's interpreter (the reference the fast paths are tested against)."""
+        return self.functions.interpreter.visit(self.parsed, event)
+
+
+def parse_error_column(exc: Exception) -> int | None:
+    """0-based position in the expression a jmespath parse/lex error points at."""
+    for attr in ("lex_position", "lexer_position"):
+        pos = getattr(exc, attr, None)
+        if isinstance(pos, int):
+            return pos
+    return None
+
+
+def _error_text(exc: Exception) -> str:
+    if isinstance(exc, jmespath_exceptions.ParseError):
+        token = exc.token_value
+        if exc.token_type == "eof":
+            return "expression ends too early"
+        return f"unexpected {token!r}" + (f": {exc.msg}" if exc.msg and "Invalid" not in exc.msg else "")
+    if isinstance(exc, jmespath_exceptions.LexerError):
+        return f"cannot read {exc.lexer_value!r}: {exc.message}"
+    return str(exc).splitlines()[0]
+
+
+def compile_expression(
+    text: Any,
+    functions: MappingFunctions,
+    *,
+    field: str | None = None,
+    source: str | None = None,
+) -> Expression:
+    """Compile once; raise MappingError naming the source, field and expression."""
+    if not isinstance(text, str):
+        raise MappingError(
+            f"an expression must be a string, got {type(text).__name__}",
+            field=field,
+            expression=repr(text),
+            source=source,
+        )
+    if not text.strip():
+        raise MappingError("empty expression", field=field, expression=text, source=source)
+    try:
+        parsed = jmespath.compile(text).parsed
+    except jmespath_exceptions.JMESPathError as exc:
+        column = parse_error_column(exc)
+        where = f" at position {column + 1}" if column is not None else ""
+        error = MappingError(
+            f"invalid JMESPath{where}: {_error_text(exc)}",
+            field=field,
+            expression=text,
+            source=source,
+        )
+        error.position = column  # type: ignore[attr-defined]
+        raise error from None
+    for name, count in _function_calls(parsed):
+        problem = functions.check_call(name, count)
+        if problem:
+            raise MappingError(problem, field=field, expression=text, source=source)
+    terms = _terms_of(parsed)
+    if terms is not None:
+        names: dict[str, Any] = {}
+        body = _chain_code(terms, names, "v", "    ") + ["    return v"]
+        search = _compile_function("search", body, names)
+    else:
+        interpreter, tree = functions.interpreter, parsed
+
+        def search(event: Any) -> Any:
+            return interpreter.visit(tree, event)
+
+    return Expression(
+        text, parsed, functions, tuple(terms) if terms is not None else None, search
+    )
+
+
+# --------------------------------------------------------------------------
+# Whole mappings
+
+
+def _prune(value: Any) -> Any:
+    """Drop nulls inside objects/arrays, and objects/arrays left empty; new containers."""
+    if type(value) is dict:
+        kept = {}
+        for k, v in value.items():
+            if type(v) is dict or type(v) is list:
+                v = _prune(v)
+            if v is not None:
+                kept[k] = v
+        return kept or None
+    if type(value) is list:
+        items = []
+        for v in value:
+            if type(v) is dict or type(v) is list:
+                v = _prune(v)
+            if v is not None:
+                items.append(v)
+        return items or None
+    return value
+
+
+class _Evaluator:
+    """A slow-path field: jmespath's interpreter, errors turned into PayloadError."""
+
+    __slots__ = ("expression", "name")
+
+    def __init__(self, name: str, expression: Expression) -> None:
+        self.name = name
+        self.expression = expression
+
+    def __call__(self, event: Any) -> Any:
+        try:
+            return self.expression.search(event)
+        except jmespath_exceptions.JMESPathError as exc:
+            raise PayloadError(
+                f"mapping expression {self.expression.source!r} failed: "
+                f"{str(exc).splitlines()[0]}",
+                field=self.name,
+                event_id=_event_id(event),
+            ) from None
+
+
+def _event_id(event: Any) -> str | None:
+    if isinstance(event, dict):
+        message_id = event.get("messageId")
+        if isinstance(message_id, str | int) and not isinstance(message_id, bool):
+            return str(message_id)
+    return None
+
+
+class CompiledMapping:
+    """A whole mapping (field → expression) compiled into one Python function.
+
+    Calling it returns the payload: a new dict holding every field whose value
+    is not null; nulls inside objects and arrays are dropped too, so a product
+    without a brand yields no ``brand`` key rather than ``"brand": null``.
+    """
+
+    def __init__(
+        self, expressions: Mapping[str, Expression], *, source: str | None = None
+    ) -> None:
+        self.expressions = dict(expressions)
+        self.source = source
+        names: dict[str, Any] = {"_prune": _prune}
+        body = ["    out = {}"]
+        for index, (name, expression) in enumerate(self.expressions.items()):
+            if expression.terms is not None:
+                body.extend(_chain_code(list(expression.terms), names, "v", "    "))
+            else:
+                evaluator = f"_x{index}"
+                names[evaluator] = _Evaluator(name, expression)
+                body.append(f"    v = {evaluator}(e)")
+            body.append("    if type(v) is dict or type(v) is list:")
+            body.append("        v = _prune(v)")
+            body.append("    if v is not None:")
+            body.append(f"        out[{name!r}] = v")
+        body.append("    return out")
+        self._apply = _compile_function("apply_mapping", body, names)
+
+    def __call__(self, event: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self._apply(event)
+        return result
+
+    def apply(self, event: Any) -> dict[str, Any]:
+        """Map one event to a payload (see the class docstring)."""
+        return self(event)
+
+    def apply_slow(self, event: Any) -> dict[str, Any]:
+        """The same through jmespath's interpreter only (reference for tests)."""
+        out = {}
+        for name, expression in self.expressions.items():
+            value = expression.search_slow(event)
+            if type(value) is dict or type(value) is list:
+                value = _prune(value)
+            if value is not None:
+                out[name] = value
+        return out
+
+    def __repr__(self) -> str:
+        return f"CompiledMapping({len(self.expressions)} fields, source={self.source!r})"
+
+
+def compile_mapping(
+    fields: Mapping[str, Any], functions: MappingFunctions, *, source: str | None = None
+) -> CompiledMapping:
+    """Compile every field; raise MappingError for the first bad one (lint lists all)."""
+    return CompiledMapping(
+        {
+            name: compile_expression(text, functions, field=name, source=source)
+            for name, text in fields.items()
+        },
+        source=source,
+    )
+
+
+# --------------------------------------------------------------------------
+# The built-in functions (registered through the hook, like any plugin's)
+
+
+def fn_coalesce(*values: Any) -> Any:
+    """The first argument that is not null (``false``, ``0`` and ``""`` count)."""
+    for value in values:
+        if value is not None:
+            return value
+    return None
+
+
+def fn_lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+def fn_upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
+def fn_trim(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
+
+
+def fn_to_string(value: Any) -> Any:
+    """JMESPath's to_string, except that null stays null (never the text "null")."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def fn_to_number(value: Any) -> Any:
+    """A number from a number or numeric string; null for anything else."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(text)
+        except ValueError:
+            pass
+        try:
+            number = float(text)
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else None
+    return None
+
+
+#: Numbers at or above this are read as Unix milliseconds (year 5138 in seconds).
+_MILLIS_THRESHOLD = 100_000_000_000
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """ISO 8601 (no zone = UTC), Unix seconds or milliseconds; None when unreadable."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        number = fn_to_number(text)
+        if number is None:
+            try:
+                moment = datetime.fromisoformat(text)
+            except ValueError:
+                return None
+            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        value = number
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            return None
+        seconds = value / 1000 if abs(value) >= _MILLIS_THRESHOLD else value
+        try:
+            return datetime.fromtimestamp(seconds, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    return None
+
+
+def fn_epoch_seconds(value: Any) -> int | None:
+    moment = parse_timestamp(value)
+    return None if moment is None else math.floor(moment.timestamp())
+
+
+def fn_epoch_millis(value: Any) -> int | None:
+    moment = parse_timestamp(value)
+    return None if moment is None else math.floor(moment.timestamp() * 1000)
+
+
+def fn_iso_timestamp(value: Any) -> str | None:
+    moment = parse_timestamp(value)
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def fn_url_param(url: Any, name: Any) -> str | None:
+    """The first non-empty value of query parameter ``name`` in ``url``."""
+    if not isinstance(url, str) or not isinstance(name, str):
+        return None
+    try:
+        query = urlsplit(url).query
+    except ValueError:
+        return None
+    for value in parse_qs(query, keep_blank_values=False).get(name, ()):
+        if value:
+            return value
+    return None
+
+
+def fn_cookie(cookies: Any, name: Any) -> str | None:
+    """A cookie's value from a ``Cookie`` header string or an object of cookies."""
+    if not isinstance(name, str):
+        return None
+    if isinstance(cookies, dict):
+        value = cookies.get(name)
+        return value if isinstance(value, str) and value else None
+    if not isinstance(cookies, str):
+        return None
+    for part in cookies.split(";"):
+        key, sep, value = part.strip().partition("=")
+        if sep and key.strip() == name:
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            return value or None
+    return None
+
+
+def fn_sha256(value: Any) -> str | None:
+    """Lowercase hex SHA-256 of the UTF-8 text (non-strings via to_string); null stays null."""
+    text = fn_to_string(value)
+    if text is None:
+        return None
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _spec(*types: str) -> dict[str, Any]:
+    return {"types": list(types)}
+
+
+BUILTIN_FUNCTIONS: dict[str, tuple[Callable[..., Any], list[dict[str, Any]]]] = {
+    "coalesce": (fn_coalesce, [{"types": [], "variadic": True}]),
+    "lower": (fn_lower, [ANY]),
+    "upper": (fn_upper, [ANY]),
+    "trim": (fn_trim, [ANY]),
+    "to_string": (fn_to_string, [ANY]),
+    "to_number": (fn_to_number, [ANY]),
+    "epoch_seconds": (fn_epoch_seconds, [ANY]),
+    "epoch_millis": (fn_epoch_millis, [ANY]),
+    "iso_timestamp": (fn_iso_timestamp, [ANY]),
+    "url_param": (fn_url_param, [ANY, ANY]),
+    "cookie": (fn_cookie, [ANY, ANY]),
+    "sha256": (fn_sha256, [ANY]),
+}
+
+
+@hookimpl
+def register_mapping_functions(register: Any) -> None:
+    for name, (function, signature) in BUILTIN_FUNCTIONS.items():
+        register(name, function, signature)
