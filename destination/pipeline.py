@@ -1,0 +1,156 @@
+"""Event → matched presets → mapped action payloads.
+
+The one place where presets, triggers and mappings meet, compiled once when
+the pipeline is built so a configuration error stops the process before any
+event is read, and each event then costs only closure calls and dict
+look-ups. It knows nothing of TikTok: it finds actions through the plugin
+registry and checks payloads against each action's ``payload_schema``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import ValidationError, best_match
+
+from .actions import Action
+from .errors import ConfigurationError, PayloadError, TriggerSyntaxError
+from .mapping import CompiledMapping, MappingFunctions, compile_mapping
+from .presets import Preset, PresetConfig, resolve_presets
+
+__all__ = ["Match", "Pipeline", "find_action"]
+
+
+def find_action(registry: Any, name: str) -> Action | None:
+    """The action ``<destination>.<action>`` in the registry, or None."""
+    destination_name, _, action_name = name.partition(".")
+    destination = registry.destinations.get(destination_name)
+    if destination is None or not action_name:
+        return None
+    return destination.actions.get(action_name)
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One preset that fired for an event, its action and the mapped payload."""
+
+    preset: Preset
+    action: Action
+    payload: dict[str, Any]
+
+    @property
+    def action_name(self) -> str:
+        return self.preset.action
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    preset: Preset
+    action: Action
+    trigger: Callable[[dict[str, Any]], bool]
+    mapping: CompiledMapping
+    validator: Any
+
+
+def _event_id(event: Any) -> str | None:
+    if isinstance(event, dict):
+        message_id = event.get("messageId")
+        if isinstance(message_id, str | int) and not isinstance(message_id, bool):
+            return str(message_id)
+    return None
+
+
+def _describe(error: ValidationError) -> str:
+    """A schema violation in words that never quote the value (it may be an email)."""
+    kind, expected = error.validator, error.validator_value
+    if kind == "required":
+        return error.message
+    if kind == "type":
+        types = expected if isinstance(expected, list) else [expected]
+        return "the mapped value must be " + " or ".join(map(str, types))
+    if kind == "enum":
+        return "the mapped value must be one of " + ", ".join(map(repr, expected))
+    return f"the mapped value breaks the payload schema ({kind}: {expected!r})"
+
+
+class Pipeline:
+    """Compiled presets; ``match(event)`` returns what to send for one event."""
+
+    def __init__(self, config: PresetConfig, registry: Any = None, *, validate: bool = True):
+        from .triggers import compile_trigger
+
+        if registry is None:
+            from .plugins import collect_registry
+
+            registry = collect_registry()
+        self.config = config
+        self.functions = MappingFunctions.from_registry(registry)
+        compiled: list[_Compiled] = []
+        for preset in config.enabled:
+            action = find_action(registry, preset.action)
+            if action is None:
+                raise ConfigurationError(
+                    f"preset {preset.name!r}: unknown action {preset.action!r}"
+                )
+            try:
+                trigger = compile_trigger(preset.trigger)
+            except TriggerSyntaxError as exc:
+                raise ConfigurationError(f"preset {preset.name!r}: trigger: {exc}") from None
+            mapping = compile_mapping(
+                config.mapping_for(preset), self.functions, source=f"preset {preset.name!r}"
+            )
+            validator = None
+            if validate and action.payload_schema:
+                validator = jsonschema.Draft202012Validator(dict(action.payload_schema))
+            compiled.append(_Compiled(preset, action, trigger, mapping, validator))
+        self._compiled = tuple(compiled)
+
+    @classmethod
+    def from_presets(
+        cls,
+        selection: Sequence[str | os.PathLike[str]] = (),
+        *,
+        mapping_paths: Sequence[str | os.PathLike[str]] = (),
+        registry: Any = None,
+        validate: bool = True,
+    ) -> Pipeline:
+        """Resolve bundles and user files (see ``resolve_presets``), then compile."""
+        if registry is None:
+            from .plugins import collect_registry
+
+            registry = collect_registry()
+        config = resolve_presets(selection, mapping_paths=mapping_paths, registry=registry)
+        return cls(config, registry, validate=validate)
+
+    @property
+    def presets(self) -> list[Preset]:
+        return [c.preset for c in self._compiled]
+
+    def match(self, event: Any) -> list[Match]:
+        """Every enabled preset whose trigger holds, with its payload.
+
+        Raises PayloadError (naming the event, preset and field) when the
+        event is not an object or a mapped payload breaks its action's schema.
+        """
+        if not isinstance(event, dict):
+            raise PayloadError(f"an event must be a JSON object, got {type(event).__name__}")
+        matches: list[Match] = []
+        for item in self._compiled:
+            if not item.trigger(event):
+                continue
+            payload = item.mapping(event)
+            if item.validator is not None:
+                error = best_match(item.validator.iter_errors(payload))
+                if error is not None:
+                    field = ".".join(str(p) for p in error.absolute_path) or None
+                    raise PayloadError(
+                        f"preset {item.preset.name!r}: {_describe(error)}",
+                        field=field,
+                        event_id=_event_id(event),
+                    )
+            matches.append(Match(item.preset, item.action, payload))
+        return matches
