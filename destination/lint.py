@@ -125,7 +125,11 @@ class _Linter:
         properties = schema.get("properties") or {}
         for name, text in fields.items():
             path = (*base, name)
-            if properties and name not in properties and schema.get("additionalProperties") is not True:
+            if (
+                properties
+                and name not in properties
+                and schema.get("additionalProperties") is not True
+            ):
                 self.problems.append(
                     doc.problem(path, f"{action_name} has no field {name!r}", key=True)
                 )
@@ -136,7 +140,9 @@ class _Linter:
             except MappingError as exc:
                 position = getattr(exc, "position", None)
                 line, column = (
-                    doc.expression_where(path, position) if position is not None else doc.where(path)
+                    doc.expression_where(path, position)
+                    if position is not None
+                    else doc.where(path)
                 )
                 self.problems.append(
                     Problem(doc.source, line, column, "error", f"field {name!r}: {exc.message}")
@@ -212,7 +218,9 @@ class _Linter:
             compile_trigger(text)
         except TriggerSyntaxError as exc:
             line, column = doc.expression_where(path, max(exc.column - 1, 0))
-            self.problems.append(Problem(doc.source, line, column, "error", f"trigger: {exc.message}"))
+            self.problems.append(
+                Problem(doc.source, line, column, "error", f"trigger: {exc.message}")
+            )
 
     def check_preset_file(
         self, item: PresetFile, presets: dict[str, Preset], mappings: dict[str, dict[str, str]]

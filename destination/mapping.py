@@ -67,11 +67,14 @@ class MappingFunctions(jmespath_functions.Functions):
     ``to_string``/``to_number``).
     """
 
-    def __init__(self, registered: Mapping[str, tuple[Callable[..., Any], Any]] = ()) -> None:  # type: ignore[assignment]
+    def __init__(
+        self, registered: Mapping[str, tuple[Callable[..., Any], Any]] | None = None
+    ) -> None:
+        builtin: dict[str, dict[str, Any]] = vars(jmespath_functions.Functions)["FUNCTION_TABLE"]
         table: dict[str, dict[str, Any]] = {
-            name: dict(spec, plain=False) for name, spec in self.FUNCTION_TABLE.items()
+            name: dict(spec, plain=False) for name, spec in builtin.items()
         }
-        for name, (function, signature) in dict(registered).items():
+        for name, (function, signature) in dict(registered or {}).items():
             table[name] = {
                 "function": function,
                 "signature": None if signature is None else tuple(signature),
@@ -245,7 +248,9 @@ def _error_text(exc: Exception) -> str:
         token = exc.token_value
         if exc.token_type == "eof":
             return "expression ends too early"
-        return f"unexpected {token!r}" + (f": {exc.msg}" if exc.msg and "Invalid" not in exc.msg else "")
+        return f"unexpected {token!r}" + (
+            f": {exc.msg}" if exc.msg and "Invalid" not in exc.msg else ""
+        )
     if isinstance(exc, jmespath_exceptions.LexerError):
         return f"cannot read {exc.lexer_value!r}: {exc.message}"
     return str(exc).splitlines()[0]
@@ -288,7 +293,7 @@ def compile_expression(
     terms = _terms_of(parsed)
     if terms is not None:
         names: dict[str, Any] = {}
-        body = _chain_code(terms, names, "v", "    ") + ["    return v"]
+        body = [*_chain_code(terms, names, "v", "    "), "    return v"]
         search = _compile_function("search", body, names)
     else:
         interpreter, tree = functions.interpreter, parsed
@@ -296,9 +301,7 @@ def compile_expression(
         def search(event: Any) -> Any:
             return interpreter.visit(tree, event)
 
-    return Expression(
-        text, parsed, functions, tuple(terms) if terms is not None else None, search
-    )
+    return Expression(text, parsed, functions, tuple(terms) if terms is not None else None, search)
 
 
 # --------------------------------------------------------------------------
@@ -340,8 +343,7 @@ class _Evaluator:
             return self.expression.search(event)
         except jmespath_exceptions.JMESPathError as exc:
             raise PayloadError(
-                f"mapping expression {self.expression.source!r} failed: "
-                f"{str(exc).splitlines()[0]}",
+                f"mapping expression {self.expression.source!r} failed: {str(exc).splitlines()[0]}",
                 field=self.name,
                 event_id=_event_id(event),
             ) from None
@@ -363,9 +365,7 @@ class CompiledMapping:
     without a brand yields no ``brand`` key rather than ``"brand": null``.
     """
 
-    def __init__(
-        self, expressions: Mapping[str, Expression], *, source: str | None = None
-    ) -> None:
+    def __init__(self, expressions: Mapping[str, Expression], *, source: str | None = None) -> None:
         self.expressions = dict(expressions)
         self.source = source
         names: dict[str, Any] = {"_prune": _prune}

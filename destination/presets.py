@@ -129,14 +129,18 @@ def read_document(ref: FileRef) -> Document:
     try:
         text = ref.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        return Document(source, problems=[Problem(source, 1, 1, "error", f"not UTF-8 text: {exc.reason}")])
+        return Document(
+            source, problems=[Problem(source, 1, 1, "error", f"not UTF-8 text: {exc.reason}")]
+        )
     except OSError as exc:
-        return Document(source, problems=[Problem(source, 1, 1, "error", f"cannot read: {exc.strerror or exc}")])
+        return Document(
+            source, problems=[Problem(source, 1, 1, "error", f"cannot read: {exc.strerror or exc}")]
+        )
     return parse_yaml(text, source)
 
 
 def file_kind(value: Any) -> str | None:
-    """"presets", "mapping" or None, from the top-level keys."""
+    """ "presets", "mapping" or None, from the top-level keys."""
     if not isinstance(value, dict):
         return None
     if "presets" in value or "bundle" in value:
@@ -160,9 +164,12 @@ def check_document(doc: Document) -> str | None:
         )
         return None
     schema = load_schema("preset_file" if kind == "presets" else "mapping_file")
-    doc.problems.extend(schema_problems(doc, schema))
+    found = schema_problems(doc, schema)
+    doc.problems.extend(found)
     doc.problems.sort()
-    return kind if doc.ok else None
+    # YAML-level problems (a duplicate key, a tab) still leave a usable value,
+    # so lint goes on checking it; read_config_file refuses any error.
+    return None if any(p.severity == "error" for p in found) else kind
 
 
 def _mapping_name(ref: FileRef) -> str:
@@ -193,7 +200,7 @@ def read_config_file(ref: FileRef) -> MappingFile | PresetFile:
     """Read one preset or mapping file; raise ConfigFileError listing every problem."""
     doc = read_document(ref)
     kind = check_document(doc)
-    if kind is None:
+    if kind is None or not doc.ok:
         raise ConfigFileError(doc.problems)
     return to_config_file(doc, kind, ref)
 
@@ -261,7 +268,9 @@ def layer_presets(
         if entry.name in seen:
             first = seen[entry.name]
             line = doc.where(("presets", first))[0] if doc is not None else 0
-            problem(entry, f"preset {entry.name!r} appears twice in this file (first at line {line})")
+            problem(
+                entry, f"preset {entry.name!r} appears twice in this file (first at line {line})"
+            )
             continue
         seen[entry.name] = entry.index
         values = entry.values

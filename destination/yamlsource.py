@@ -175,12 +175,14 @@ class _Builder:
                     Problem(self.doc.source, *where, "error", "a key must be a plain string")
                 )
                 continue
-            key = self.loader.construct_object(key_node)
             if key_node.tag == "tag:yaml.org,2002:merge":
                 self.doc.problems.append(
-                    Problem(self.doc.source, *where, "error", "YAML merge keys (<<) are not supported")
+                    Problem(
+                        self.doc.source, *where, "error", "YAML merge keys (<<) are not supported"
+                    )
                 )
                 continue
+            key = self.loader.construct_object(key_node)
             if not isinstance(key, str):
                 self.doc.problems.append(
                     Problem(
@@ -207,12 +209,17 @@ class _Builder:
         return result
 
 
+def _offset_position(text: str, offset: int) -> tuple[int, int]:
+    before = text[:offset]
+    return before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1
+
+
 def parse_yaml(text: str, source: str) -> Document:
     """Parse one YAML document; never raises for bad input (see ``Document.problems``)."""
     doc = Document(source)
     tab_lines: set[int] = set()
-    for number, line in enumerate(text.splitlines(), start=1):
-        column = line.find("\t")
+    for number, raw in enumerate(text.splitlines(), start=1):
+        column = raw.find("\t")
         if column >= 0:
             tab_lines.add(number)
             doc.problems.append(
@@ -223,7 +230,20 @@ def parse_yaml(text: str, source: str) -> Document:
     ):
         doc.problems.append(Problem(source, 1, 1, "error", "empty file"))
         return doc
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:
+        line, column = _offset_position(text, exc.position)
+        doc.problems.append(
+            Problem(
+                source,
+                line,
+                column,
+                "error",
+                f"YAML syntax: character #x{exc.character:04x} is not allowed",
+            )
+        )
+        return doc
     try:
         node = loader.get_single_node()
         if node is None:  # pragma: no cover - only comments/blank, handled above

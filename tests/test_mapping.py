@@ -92,7 +92,10 @@ def test_compiled_mapping_equals_jmespath_per_preset(sample):
 
 KEYS = st.sampled_from(["a", "b", "c d", "e.f", ""])
 SCALARS = st.one_of(
-    st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(["", "x", "0"]),
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.sampled_from(["", "x", "0"]),
     st.floats(allow_nan=False, allow_infinity=False),
 )
 JSON = st.recursive(
@@ -110,7 +113,7 @@ def _path_text(keys: list[str]) -> str:
 
 TERM = st.one_of(
     st.lists(KEYS, min_size=1, max_size=3).map(_path_text),
-    st.sampled_from(["'const'", "`0`", "`false`", "`[]`", "`{\"k\": 1}`", "''"]),
+    st.sampled_from(["'const'", "`0`", "`false`", "`[]`", '`{"k": 1}`', "''"]),
 )
 
 
@@ -125,14 +128,17 @@ def test_fast_path_property_equals_jmespath_search(functions, event, terms):
 
 def test_is_false_matches_jmespath_or():
     for value in ["", [], {}, None, False, 0, "0", 0.0, [0], {"a": None}, True]:
-        assert is_false(value) == (jmespath.search("a || `\"other\"`", {"a": value}) == "other")
+        assert is_false(value) == (jmespath.search('a || `"other"`', {"a": value}) == "other")
 
 
 def test_constant_and_chain_detection(functions):
     constant = compile_expression("'AddToCart'", functions)
     assert constant.is_constant and constant.constant == "AddToCart"
     chain = compile_expression('a.b || integrations."TikTok Conversions".ttclid', functions)
-    assert chain.terms == (("path", ("a", "b")), ("path", ("integrations", "TikTok Conversions", "ttclid")))
+    assert chain.terms == (
+        ("path", ("a", "b")),
+        ("path", ("integrations", "TikTok Conversions", "ttclid")),
+    )
     slow = compile_expression("properties.products[].{id: product_id}", functions)
     assert slow.terms is None and not slow.is_constant
 

@@ -31,11 +31,20 @@ CONTEXT_USER = {
     "referrer": "https://www.tiktok.com/",
 }
 MONOPOLY = {
-    "content_id": "507f1f77", "content_name": "Monopoly", "content_category": "Games",
-    "price": 19, "quantity": 1, "brand": "Hasbro",
+    "content_id": "507f1f77",
+    "content_name": "Monopoly",
+    "content_category": "Games",
+    "price": 19,
+    "quantity": 1,
+    "brand": "Hasbro",
 }
-UNO = {"content_id": "505", "content_name": "Uno", "content_category": "Games", "price": 3.45,
-       "quantity": 2}
+UNO = {
+    "content_id": "505",
+    "content_name": "Uno",
+    "content_category": "Games",
+    "price": 3.45,
+    "quantity": 2,
+}
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +82,14 @@ def test_product_added(pipeline):
         "value": 18.99,
         "content_type": "product",
         "contents": [
-            {"content_id": "507f1f77bcf86cd799439011", "content_name": "Monopoly: 3rd Edition",
-             "content_category": "Games", "price": 18.99, "quantity": 1, "brand": "Hasbro"}
+            {
+                "content_id": "507f1f77bcf86cd799439011",
+                "content_name": "Monopoly: 3rd Edition",
+                "content_category": "Games",
+                "price": 18.99,
+                "quantity": 1,
+                "brand": "Hasbro",
+            }
         ],
     }
 
@@ -131,13 +146,21 @@ def test_checkout_and_payment(pipeline):
 def test_wishlist_viewed_signed_up(pipeline):
     assert _only(pipeline, "product_added_to_wishlist") == (
         "Add to Wishlist",
-        {"event": "AddToWishlist", "event_id": "msg-wishlist",
-         "timestamp": "2026-11-20T10:00:00Z", "external_id": "anon-4",
-         "content_type": "product",
-         "contents": [{"content_id": "77", "content_name": "Kite", "price": 12}]},
+        {
+            "event": "AddToWishlist",
+            "event_id": "msg-wishlist",
+            "timestamp": "2026-11-20T10:00:00Z",
+            "external_id": "anon-4",
+            "content_type": "product",
+            "contents": [{"content_id": "77", "content_name": "Kite", "price": 12}],
+        },
     )
     name, payload = _only(pipeline, "product_viewed")
-    assert (name, payload["event"], payload["content_ids"]) == ("Product Viewed", "ViewContent", ["p-5"])
+    assert (name, payload["event"], payload["content_ids"]) == (
+        "Product Viewed",
+        "ViewContent",
+        ["p-5"],
+    )
     name, payload = _only(pipeline, "signed_up")
     assert (name, payload["event"]) == ("Signed Up", "CompleteRegistration")
     assert payload["first_name"] == "Grace"  # context.traits.firstName, not properties
@@ -147,9 +170,16 @@ def test_page_is_view_content(pipeline):
     name, payload = _only(pipeline, "page")
     assert name == "View Content"
     assert payload == {
-        "event": "ViewContent", "event_id": "msg-page", "timestamp": "2026-11-20T10:00:00Z",
-        "external_id": "anon-7", "ip": "192.0.2.10", "user_agent": "UA", "locale": "fr-FR",
-        "url": "https://shop.example.com/?ttclid=abc", "referrer": "", "content_type": "product",
+        "event": "ViewContent",
+        "event_id": "msg-page",
+        "timestamp": "2026-11-20T10:00:00Z",
+        "external_id": "anon-7",
+        "ip": "192.0.2.10",
+        "user_agent": "UA",
+        "locale": "fr-FR",
+        "url": "https://shop.example.com/?ttclid=abc",
+        "referrer": "",
+        "content_type": "product",
     }
 
 
@@ -160,19 +190,30 @@ def test_other_types_trigger_no_default_preset(pipeline, sample):
 
 def test_identify_maps_traits(web_mapping):
     assert web_mapping(SAMPLES["identify"]) == {
-        "event_id": "msg-identify", "timestamp": "2026-11-20T10:00:00Z",
-        "email": "peter@example.com", "phone": "555-0100", "external_id": "user_8",
-        "first_name": "Peter", "city": "Berlin", "country": "DE", "zip_code": "10115",
+        "event_id": "msg-identify",
+        "timestamp": "2026-11-20T10:00:00Z",
+        "email": "peter@example.com",
+        "phone": "555-0100",
+        "external_id": "user_8",
+        "first_name": "Peter",
+        "city": "Berlin",
+        "country": "DE",
+        "zip_code": "10115",
         "content_type": "product",
     }
 
 
-@pytest.mark.parametrize(("sample", "user"), [("screen", "user_9"), ("group", "user_10"),
-                                              ("alias", "user_11")])
+@pytest.mark.parametrize(
+    ("sample", "user"), [("screen", "user_9"), ("group", "user_10"), ("alias", "user_11")]
+)
 def test_screen_group_alias_map_identifiers(web_mapping, sample, user):
     payload = web_mapping(SAMPLES[sample])
-    assert payload == {"event_id": f"msg-{sample}", "timestamp": "2026-11-20T10:00:00Z",
-                       "external_id": user, "content_type": "product"}
+    assert payload == {
+        "event_id": f"msg-{sample}",
+        "timestamp": "2026-11-20T10:00:00Z",
+        "external_id": user,
+        "content_type": "product",
+    }
 
 
 def test_odd_shapes_never_raise(pipeline):
@@ -193,8 +234,12 @@ def test_payload_schema_violation_is_a_payload_error(tmp_path):
     )
     with tiktok_available():
         pipeline = Pipeline.from_presets([user])
-        event = {"type": "track", "event": "Product Added", "messageId": "m-9",
-                 "properties": {"price": "secret@example.com"}}
+        event = {
+            "type": "track",
+            "event": "Product Added",
+            "messageId": "m-9",
+            "properties": {"price": "secret@example.com"},
+        }
         with pytest.raises(PayloadError) as info:
             pipeline.match(event)
     assert info.value.field == "value" and info.value.event_id == "m-9"
@@ -208,7 +253,10 @@ def test_unknown_action_is_a_configuration_error(tmp_path):
         "bundle: mine\npresets:\n  - name: X\n    trigger: 'type = \"track\"'\n"
         "    action: nowhere.nothing\n"
     )
-    with tiktok_available(), pytest.raises(ConfigurationError, match="unknown action 'nowhere.nothing'"):
+    with (
+        tiktok_available(),
+        pytest.raises(ConfigurationError, match=r"unknown action 'nowhere\.nothing'"),
+    ):
         Pipeline.from_presets([user])
 
 

@@ -63,14 +63,21 @@ def test_default_bundle_is_exactly_seven_presets():
             assert "contents" not in mapping
         else:
             assert mapping["contents"].startswith(contents)
-            for part in ("content_name: name", "content_category: category",
-                         "price: to_number(price)", "quantity: to_number(quantity)", "brand: brand"):
+            for part in (
+                "content_name: name",
+                "content_category: category",
+                "price: to_number(price)",
+                "quantity: to_number(quantity)",
+                "brand: brand",
+            ):
                 assert part in mapping["contents"]
 
 
 def test_extended_bundle_adds_the_other_standard_events():
     config = resolve_presets(["default", "extended"])
-    extended = {p.name: config.mapping_for(p)["event"] for p in config.presets if p.bundle == "extended"}
+    extended = {
+        p.name: config.mapping_for(p)["event"] for p in config.presets if p.bundle == "extended"
+    }
     assert extended == EXTENDED
     assert len(config.presets) == 14
 
@@ -90,11 +97,37 @@ def test_web_mapping_fields():
     assert fields["content_type"] == "'product'"
     assert fields["zip_code"].startswith("context.traits.address.postal_code")
     expected = {
-        "event_id", "timestamp", "email", "phone", "external_id", "first_name", "last_name",
-        "city", "state", "country", "zip_code", "ttclid", "ttp", "ip", "user_agent", "locale",
-        "url", "referrer", "currency", "value", "query", "description", "order_id", "shop_id",
-        "content_ids", "content_type", "num_items", "search_string", "limited_data_use",
-        "delivery_category", "predicted_ltv",
+        "event_id",
+        "timestamp",
+        "email",
+        "phone",
+        "external_id",
+        "first_name",
+        "last_name",
+        "city",
+        "state",
+        "country",
+        "zip_code",
+        "ttclid",
+        "ttp",
+        "ip",
+        "user_agent",
+        "locale",
+        "url",
+        "referrer",
+        "currency",
+        "value",
+        "query",
+        "description",
+        "order_id",
+        "shop_id",
+        "content_ids",
+        "content_type",
+        "num_items",
+        "search_string",
+        "limited_data_use",
+        "delivery_category",
+        "predicted_ltv",
     }
     assert set(fields) == expected
 
@@ -124,10 +157,18 @@ def test_docs_example_switches_place_an_order_to_purchase(tmp_path):
 
 
 def test_later_files_win_and_null_removes(tmp_path):
-    first = _write(tmp_path, "a.yaml", "bundle: a\npresets:\n  - name: Search\n"
-                   "    trigger: 'event = \"Searched\"'\n    mapping:\n      query: properties.q\n")
-    second = _write(tmp_path, "b.yaml", "bundle: b\npresets:\n  - name: Search\n"
-                    "    mapping:\n      query: properties.text\n      search_string: null\n")
+    first = _write(
+        tmp_path,
+        "a.yaml",
+        "bundle: a\npresets:\n  - name: Search\n"
+        "    trigger: 'event = \"Searched\"'\n    mapping:\n      query: properties.q\n",
+    )
+    second = _write(
+        tmp_path,
+        "b.yaml",
+        "bundle: b\npresets:\n  - name: Search\n"
+        "    mapping:\n      query: properties.text\n      search_string: null\n",
+    )
     config = resolve_presets(["default", first, second])
     search = next(p for p in config.presets if p.name == "Search")
     mapping = config.mapping_for(search)
@@ -138,8 +179,12 @@ def test_later_files_win_and_null_removes(tmp_path):
 
 
 def test_user_mapping_file_layers_field_by_field(tmp_path):
-    user = _write(tmp_path, "web.yaml", "action: tiktok.report_web_event\nfields:\n"
-                  "  external_id: userId\n  ip: null\n  shop_id: \"'shop-1'\"\n")
+    user = _write(
+        tmp_path,
+        "web.yaml",
+        "action: tiktok.report_web_event\nfields:\n"
+        "  external_id: userId\n  ip: null\n  shop_id: \"'shop-1'\"\n",
+    )
     config = resolve_presets(mapping_paths=[user])
     fields = config.mappings["tiktok.report_web_event"]
     assert fields["external_id"] == "userId" and fields["shop_id"] == "'shop-1'"
@@ -149,23 +194,34 @@ def test_user_mapping_file_layers_field_by_field(tmp_path):
 
 
 def test_new_preset_needs_trigger_and_action(tmp_path):
-    user = _write(tmp_path, "new.yaml", "bundle: mine\npresets:\n  - name: Brand New\n"
-                  "    mapping:\n      event: \"'Lead'\"\n")
+    user = _write(
+        tmp_path,
+        "new.yaml",
+        "bundle: mine\npresets:\n  - name: Brand New\n    mapping:\n      event: \"'Lead'\"\n",
+    )
     with pytest.raises(ConfigFileError) as info:
         resolve_presets([user])
-    assert f"{user}:3:5: error: preset 'Brand New' is not defined by an earlier bundle" in str(info.value)
+    assert f"{user}:3:5: error: preset 'Brand New' is not defined by an earlier bundle" in str(
+        info.value
+    )
     assert "'trigger' and 'action'" in str(info.value)
 
 
 def test_name_twice_in_one_file(tmp_path):
-    user = _write(tmp_path, "twice.yaml", "bundle: mine\npresets:\n  - name: Search\n"
-                  "    enabled: false\n  - name: Search\n    enabled: true\n")
+    user = _write(
+        tmp_path,
+        "twice.yaml",
+        "bundle: mine\npresets:\n  - name: Search\n"
+        "    enabled: false\n  - name: Search\n    enabled: true\n",
+    )
     with pytest.raises(ConfigFileError, match=r"twice.yaml:5:5: .*appears twice .*line 3"):
         resolve_presets([user])
 
 
 def test_unknown_bundle_name():
-    with pytest.raises(ConfigurationError, match="unknown preset bundle 'nope'.*default, extended"):
+    with pytest.raises(
+        ConfigurationError, match=r"unknown preset bundle 'nope'.*default, extended"
+    ):
         resolve_presets(["nope"])
 
 
@@ -199,9 +255,13 @@ def test_builtin_files_are_found_as_package_resources():
 
 
 def test_plugin_bundle_is_selectable(tmp_path):
-    bundle = _write(tmp_path, "partner.yaml", "bundle: partner\npresets:\n  - name: Lead Form\n"
-                    "    trigger: 'event = \"Lead Captured\"'\n    action: tiktok.report_web_event\n"
-                    "    mapping:\n      event: \"'Lead'\"\n")
+    bundle = _write(
+        tmp_path,
+        "partner.yaml",
+        "bundle: partner\npresets:\n  - name: Lead Form\n"
+        "    trigger: 'event = \"Lead Captured\"'\n    action: tiktok.report_web_event\n"
+        "    mapping:\n      event: \"'Lead'\"\n",
+    )
 
     class Plugin:
         @hookimpl

@@ -18,10 +18,31 @@ from destination.plugins import collect_registry
 from .conftest import registered
 
 STANDARD = frozenset(
-    "AddPaymentInfo AddToCart AddToWishlist ApplicationApproval ClickButton CompletePayment "
-    "CompleteRegistration Contact CustomizeProduct Download FindLocation InitiateCheckout Lead "
-    "PageView PlaceAnOrder Purchase Schedule Search StartTrial SubmitApplication SubmitForm "
-    "Subscribe ViewContent".split()
+    [
+        "AddPaymentInfo",
+        "AddToCart",
+        "AddToWishlist",
+        "ApplicationApproval",
+        "ClickButton",
+        "CompletePayment",
+        "CompleteRegistration",
+        "Contact",
+        "CustomizeProduct",
+        "Download",
+        "FindLocation",
+        "InitiateCheckout",
+        "Lead",
+        "PageView",
+        "PlaceAnOrder",
+        "Purchase",
+        "Schedule",
+        "Search",
+        "StartTrial",
+        "SubmitApplication",
+        "SubmitForm",
+        "Subscribe",
+        "ViewContent",
+    ]
 )
 DEPRECATED = {
     "PlaceAnOrder": "soft-deprecated, sunset 2027; use Purchase",
@@ -29,10 +50,29 @@ DEPRECATED = {
     "CompletePayment": "renamed Purchase",
     "SubmitForm": "renamed Lead",
 }
-STRINGS = (
-    "first_name last_name city state country zip_code ttclid ttp ip user_agent locale url "
-    "referrer currency query description order_id shop_id search_string lead_id lead_event_source"
-).split()
+STRINGS = [
+    "first_name",
+    "last_name",
+    "city",
+    "state",
+    "country",
+    "zip_code",
+    "ttclid",
+    "ttp",
+    "ip",
+    "user_agent",
+    "locale",
+    "url",
+    "referrer",
+    "currency",
+    "query",
+    "description",
+    "order_id",
+    "shop_id",
+    "search_string",
+    "lead_id",
+    "lead_event_source",
+]
 IDS = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
 CONTENT = {
     "type": "object",
@@ -107,10 +147,14 @@ class StubTikTok(Destination):
     def actions(self) -> Mapping[str, Action]:
         return {a.name: a for a in (WebAction(), OfflineAction(), CrmAction())}
 
-    def load_settings(self, raw: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Any:
+    def load_settings(
+        self, raw: Mapping[str, Any], environ: Mapping[str, str] | None = None
+    ) -> Any:
         return dict(raw)
 
-    def build_request(self, settings: Any, route: Route, items: Sequence[dict[str, Any]]) -> Request:
+    def build_request(
+        self, settings: Any, route: Route, items: Sequence[dict[str, Any]]
+    ) -> Request:
         return Request(url=route.url, headers={}, body=b"")
 
     def classify(self, status: int, headers: Mapping[str, str], body: bytes) -> Verdict:
