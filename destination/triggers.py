@@ -553,6 +553,24 @@ def parse_trigger(expr: str) -> Node:
 # ---------------------------------------------------------------------- matching
 
 
+def _glob_pieces(pattern: str) -> list[list[str | None]]:
+    """Split a glob at its unescaped stars; ``None`` stands for a ``?``."""
+    pieces: list[list[str | None]] = [[]]
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern):
+            pieces[-1].append(pattern[i + 1])
+            i += 2
+            continue
+        if ch == "*":
+            pieces.append([])
+        else:
+            pieces[-1].append(None if ch == "?" else ch)
+        i += 1
+    return pieces
+
+
 class _Glob:
     """A glob (``*`` any run, ``?`` one character, ``\\`` escapes) matched in linear time.
 
@@ -564,19 +582,7 @@ class _Glob:
     __slots__ = ("first", "last", "middle", "minimum", "single")
 
     def __init__(self, pattern: str) -> None:
-        pieces: list[list[str | None]] = [[]]  # None stands for '?'
-        i = 0
-        while i < len(pattern):
-            ch = pattern[i]
-            if ch == "\\" and i + 1 < len(pattern):
-                pieces[-1].append(pattern[i + 1])
-                i += 2
-                continue
-            if ch == "*":
-                pieces.append([])
-            else:
-                pieces[-1].append(None if ch == "?" else ch)
-            i += 1
+        pieces = _glob_pieces(pattern)
         compiled = [self._piece(p) for p in pieces]
         self.single = len(compiled) == 1
         self.first = compiled[0]
@@ -668,8 +674,7 @@ class _Codegen:
         if isinstance(node, Function):
             if node.name == "contains":
                 return f"(isinstance(_v := {value}, str) and {node.argument!r} in _v)"
-            glob = self.constant(_Glob(node.argument))
-            return f"(isinstance(_v := {value}, str) and {glob}(_v))"
+            return f"(isinstance(_v := {value}, str) and {self.glob(node.argument)})"
         op, literal = node.op, node.value
         negate = op == "!="
         if literal is None:
@@ -682,6 +687,34 @@ class _Codegen:
             py_op = "==" if op in ("=", "!=") else op
             test = f"(type(_v := {value}) in _N and _v {py_op} {literal!r})"
         return f"(not {test})" if negate else test
+
+    def glob(self, pattern: str) -> str:
+        """A test of ``_v`` against a glob: string methods for the common shapes
+        (``abc*``, ``*abc``, ``*abc*``, ``a*b``), one C-level regex when there is
+        at most one star (no backtracking blow-up), else the linear matcher."""
+        pieces = _glob_pieces(pattern)
+        if not any(None in piece for piece in pieces):
+            texts = ["".join(c for c in piece if c is not None) for piece in pieces]
+            if len(texts) == 1:
+                return f"_v == {texts[0]!r}"
+            if len(texts) == 2:
+                head, tail = texts
+                tests = [
+                    f"_v.startswith({head!r})" if head else "",
+                    f"_v.endswith({tail!r})" if tail else "",
+                ]
+                if head and tail:
+                    tests.insert(0, f"len(_v) >= {len(head) + len(tail)}")
+                return "(" + " and ".join(t for t in tests if t) + ")" if any(tests) else "True"
+            if len(texts) == 3 and not texts[0] and not texts[2]:
+                return f"{texts[1]!r} in _v"
+        if len(pieces) <= 2:
+            regex = ".*".join(
+                "".join("." if c is None else re.escape(c) for c in piece) for piece in pieces
+            )
+            matcher = self.constant(re.compile(regex, re.DOTALL).fullmatch)
+            return f"({matcher}(_v) is not None)"
+        return f"{self.constant(_Glob(pattern))}(_v)"
 
     def build(self, root: Node) -> str:
         def visit(node: Node, children: list[tuple[str, int]]) -> tuple[str, int]:
