@@ -60,7 +60,6 @@ MAX_DEPTH = 2000
 and double negations are removed. Deeper expressions are rejected with a
 :class:`TriggerSyntaxError` rather than risking Python's recursion limit."""
 
-COMPARISON_OPERATORS = ("=", "!=", "<", "<=", ">", ">=")
 FUNCTIONS = ("contains", "match")
 _ORDERING = frozenset({"<", "<=", ">", ">="})
 _KEYWORDS = frozenset({"and", "or", "not", "true", "false", "null"})

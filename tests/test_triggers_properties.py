@@ -266,3 +266,13 @@ def test_arbitrary_text_parses_or_raises_a_syntax_error(text: str) -> None:
         assert str(err)
     else:
         assert type(fn({"type": "x"})) is bool
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    pattern=st.text(alphabet="ab*?\\", max_size=8),
+    text=st.text(alphabet="ab*?\\", max_size=10),
+)
+def test_match_agrees_with_a_reference_glob(pattern: str, text: str) -> None:
+    node = Function("match", Path(("v",)), pattern)
+    assert compile_trigger(format_trigger(node))({"v": text}) is glob(pattern, text)
