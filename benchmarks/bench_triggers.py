@@ -88,7 +88,9 @@ def main() -> None:
     for label, expr in (("2-clause", SIMPLE), ("20-clause", TWENTY)):
         for name, event in EVENTS:
             print(f"{label:10} {name:25} {measure(expr, event):7.0f} ns/event")
-    compile_ns = min(timeit.repeat(lambda: _generate(TWENTY, parse_trigger(TWENTY)), number=200, repeat=3))
+    compile_ns = min(
+        timeit.repeat(lambda: _generate(TWENTY, parse_trigger(TWENTY)), number=200, repeat=3)
+    )
     print(f"compile 20-clause (uncached): {compile_ns / 200 * 1e6:.0f} µs")
 
 
