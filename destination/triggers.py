@@ -491,9 +491,13 @@ class _Parser:
                     f"the path goes on the left: write {other.text} {following.text} {first.text}",
                     first.column,
                 )
-            raise self.error(
-                "comparison of two literals: the left side must be a path", first.column
-            )
+            if other.kind in ("string", "number") or (
+                other.kind == "keyword" and other.value in _KEYWORD_VALUES
+            ):
+                raise self.error(
+                    "comparison of two literals: the left side must be a path", first.column
+                )
+            raise self.error("the left side of a comparison must be a path", first.column)
         raise self.error(f"a literal alone is not a condition: {_describe(first)}", first.column)
 
     def function(self, name_tok: _Token) -> Node:

@@ -103,6 +103,8 @@ MALFORMED: list[tuple[str, int, str]] = [
     ("true != false", 1, "comparison of two literals"),
     ('type = "a" or null = null', 15, "comparison of two literals"),
     ('"track" = type', 1, 'the path goes on the left: write type = "track"'),
+    ('"track" =', 1, "the left side of a comparison must be a path"),
+    ("42 > (", 1, "the left side of a comparison must be a path"),
     ('"track"', 1, "a literal alone is not a condition"),
     ("true", 1, "a literal alone is not a condition"),
     # ordering needs a number
