@@ -84,6 +84,16 @@ def format_json(report: LintReport) -> str:
 
 
 def _normalise_trigger(text: str) -> str:
+    """The canonical text of a trigger, so spacing and redundant parentheses do not count."""
+    from .triggers import format_trigger, parse_trigger
+
+    try:
+        return format_trigger(parse_trigger(text))
+    except TriggerSyntaxError:
+        return _squeeze(text)
+
+
+def _squeeze(text: str) -> str:
     """The trigger without insignificant whitespace (outside string literals)."""
     out: list[str] = []
     quote = False

@@ -234,7 +234,7 @@ BROKEN: list[tuple[str, str | bytes, str, int, int | None, str]] = [
     ),
     (
         "duplicate-preset",
-        P + "  - name: My Cart\n    trigger: 'event  =  \"Product Added\"'\n"
+        P + "  - name: My Cart\n    trigger: '(event  =  \"Product Added\")'\n"
         "    action: tiktok.report_web_event\n    mapping:\n      event: \"'AddToCart'\"\n",
         "warning",
         3,
