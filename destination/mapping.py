@@ -172,32 +172,68 @@ def _get(value: Any, key: str) -> Any:
         return None
 
 
-def _term_code(term: Term, names: dict[str, Any], out: str, indent: str) -> list[str]:
+def _lookup_code(source: str, key: str) -> str:
+    return f"{source}.get({key!r}) if type({source}) is dict else _get({source}, {key!r})"
+
+
+def _term_code(
+    term: Term,
+    names: dict[str, Any],
+    out: str,
+    indent: str,
+    hoisted: Mapping[tuple[str, ...], str] | None = None,
+) -> list[str]:
     kind, data = term
     if kind == "literal":
         const = f"_c{len(names)}"
         names[const] = data
         return [f"{indent}{out} = {const}"]
     keys: tuple[str, ...] = data
-    lines = [f"{indent}{out} = e.get({keys[0]!r}) if type(e) is dict else _get(e, {keys[0]!r})"]
-    for key in keys[1:]:
-        lines.append(
-            f"{indent}{out} = {out}.get({key!r}) if type({out}) is dict else _get({out}, {key!r})"
-        )
+    source, start = "e", 0
+    for length in range(len(keys), 0, -1):  # start from the longest precomputed prefix
+        if hoisted and keys[:length] in hoisted:
+            source, start = hoisted[keys[:length]], length
+            break
+    if start == len(keys):
+        return [f"{indent}{out} = {source}"]
+    lines = [f"{indent}{out} = {_lookup_code(source, keys[start])}"]
+    for key in keys[start + 1 :]:
+        lines.append(f"{indent}{out} = {_lookup_code(out, key)}")
     return lines
 
 
-def _chain_code(terms: list[Term], names: dict[str, Any], out: str, indent: str) -> list[str]:
+def _chain_code(
+    terms: list[Term],
+    names: dict[str, Any],
+    out: str,
+    indent: str,
+    hoisted: Mapping[tuple[str, ...], str] | None = None,
+) -> list[str]:
     """Code that leaves JMESPath's value of ``t1 || t2 || ...`` in ``out``."""
-    lines = _term_code(terms[0], names, out, indent)
+    lines = _term_code(terms[0], names, out, indent, hoisted)
     for term in terms[1:]:
         lines.append(
             f"{indent}if {out} is None or {out} is False or {out} == '' "
             f"or {out} == [] or {out} == {{}}:"
         )
         indent += "    "
-        lines.extend(_term_code(term, names, out, indent))
+        lines.extend(_term_code(term, names, out, indent, hoisted))
     return lines
+
+
+def _shared_prefixes(expressions: Iterable[Expression]) -> list[tuple[str, ...]]:
+    """Path prefixes (``context.traits``) that two or more look-ups go through.
+
+    Looking a key up is pure, so computing these once per event up front gives
+    the same values as the chained look-ups, with fewer dict probes.
+    """
+    counts: dict[tuple[str, ...], int] = {}
+    for expression in expressions:
+        for kind, data in expression.terms or ():
+            if kind == "path":
+                for length in range(1, len(data)):
+                    counts[data[:length]] = counts.get(data[:length], 0) + 1
+    return sorted((p for p, n in counts.items() if n >= 2), key=len)
 
 
 def _compile_function(name: str, body: list[str], names: dict[str, Any]) -> Callable[..., Any]:
@@ -370,9 +406,14 @@ class CompiledMapping:
         self.source = source
         names: dict[str, Any] = {"_prune": _prune}
         body = ["    out = {}"]
+        hoisted: dict[tuple[str, ...], str] = {}
+        for prefix in _shared_prefixes(self.expressions.values()):
+            local = f"p{len(hoisted)}"
+            body.extend(_term_code(("path", prefix), names, local, "    ", hoisted))
+            hoisted[prefix] = local
         for index, (name, expression) in enumerate(self.expressions.items()):
             if expression.terms is not None:
-                body.extend(_chain_code(list(expression.terms), names, "v", "    "))
+                body.extend(_chain_code(list(expression.terms), names, "v", "    ", hoisted))
             else:
                 evaluator = f"_x{index}"
                 names[evaluator] = _Evaluator(name, expression)

@@ -323,3 +323,24 @@ def test_plugin_function_usable_in_mappings():
             mapping({"name": 5})
     with pytest.raises(MappingError, match="unknown function cents"):
         compile_expression("cents(a)", MappingFunctions.from_registry(collect_registry()))
+
+
+@settings(max_examples=200, deadline=None)
+@given(event=JSON, chains=st.lists(st.lists(TERM, min_size=1, max_size=3), min_size=1, max_size=6))
+def test_whole_mapping_with_shared_prefixes_equals_jmespath(functions, event, chains):
+    fields = {f"f{i}": " || ".join(terms) for i, terms in enumerate(chains)}
+    mapping = compile_mapping(fields, functions)
+    assert mapping(event) == mapping.apply_slow(event)
+    for name, text in fields.items():
+        expected = jmespath.search(text, event)
+        if expected is not None and not isinstance(expected, list | dict):
+            assert mapping(event)[name] == expected
+
+
+def test_shared_prefixes_are_looked_up_once(functions):
+    mapping = compile_mapping(
+        {"a": "context.traits.email", "b": "context.traits.phone || traits.phone", "c": "x"},
+        functions,
+    )
+    source = mapping._apply.__source__
+    assert source.count(".get('context')") == 1 and source.count(".get('traits')") == 2
