@@ -38,6 +38,13 @@ def _add_lint(subparsers: Any) -> None:
     )
     lint.add_argument("paths", nargs="+", metavar="PATH", help="a file or a folder")
     lint.add_argument("--format", choices=("text", "json"), default="text")
+    lint.add_argument(
+        "--presets",
+        nargs="+",
+        default=["default"],
+        metavar="NAME",
+        help="built-in bundles the preset files layer over (default: default)",
+    )
     lint.set_defaults(handler=_run_lint)
 
 
@@ -46,7 +53,7 @@ def _run_lint(args: argparse.Namespace) -> int:
     from .lint import format_json, format_text, lint_paths
 
     try:
-        report = lint_paths(args.paths)
+        report = lint_paths(args.paths, bundles=args.presets)
     except ConfigurationError as exc:
         print(f"destination lint: {exc}", file=sys.stderr)
         return 2

@@ -324,11 +324,16 @@ def _expand(paths: Iterable[str | os.PathLike[str]], problems: list[Problem]) ->
     return files
 
 
-def lint_paths(paths: Sequence[str | os.PathLike[str]], registry: Any = None) -> LintReport:
+def lint_paths(
+    paths: Sequence[str | os.PathLike[str]],
+    registry: Any = None,
+    *,
+    bundles: Sequence[str] = (DEFAULT_BUNDLE,),
+) -> LintReport:
     """Lint files and folders; every problem at once, sorted by file, line and column.
 
     Preset files are layered in the order given over the registered
-    ``default`` bundle (unless that bundle's own file is being linted), so an
+    ``bundles`` (files being linted themselves are skipped there), so an
     override of a built-in preset is checked against the preset it changes.
     """
     if registry is None:
@@ -357,9 +362,15 @@ def lint_paths(paths: Sequence[str | os.PathLike[str]], registry: Any = None) ->
         for mapping_file in catalog.mapping_files:
             if os.path.realpath(mapping_file.source) not in linted:
                 layer_mappings(mappings, mapping_file)
-        for bundle_file in catalog.bundles.get(DEFAULT_BUNDLE, []):
-            if os.path.realpath(bundle_file.source) not in linted:
-                layer_presets(presets, bundle_file, [])
+        for name in bundles:
+            if name not in catalog.bundles:
+                known = ", ".join(sorted(catalog.bundles)) or "none"
+                linter.problems.append(
+                    Problem(name, 1, 1, "error", f"unknown preset bundle (known: {known})")
+                )
+            for bundle_file in catalog.bundles.get(name, []):
+                if os.path.realpath(bundle_file.source) not in linted:
+                    layer_presets(presets, bundle_file, [])
     for item in items:
         if isinstance(item, MappingFile):
             linter.check_mapping_file(item)

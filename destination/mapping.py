@@ -379,10 +379,20 @@ class _Evaluator:
             return self.expression.search(event)
         except jmespath_exceptions.JMESPathError as exc:
             raise PayloadError(
-                f"mapping expression {self.expression.source!r} failed: {str(exc).splitlines()[0]}",
+                f"mapping expression {self.expression.source!r} failed: {_failure(exc)}",
                 field=self.name,
                 event_id=_event_id(event),
             ) from None
+
+
+def _failure(exc: Exception) -> str:
+    """Why evaluation failed, never quoting the value (it may be an email or phone)."""
+    if isinstance(exc, jmespath_exceptions.JMESPathTypeError):
+        expected = " or ".join(exc.expected_types)
+        return f"{exc.function_name}() expects {expected}, got {exc.actual_type}"
+    if isinstance(exc, jmespath_exceptions.ArityError | jmespath_exceptions.UnknownFunctionError):
+        return str(exc).splitlines()[0]
+    return type(exc).__name__
 
 
 def _event_id(event: Any) -> str | None:

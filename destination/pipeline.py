@@ -147,6 +147,8 @@ class Pipeline:
                 error = best_match(item.validator.iter_errors(payload))
                 if error is not None:
                     field = ".".join(str(p) for p in error.absolute_path) or None
+                    if error.validator == "required" and "'" in error.message:
+                        field = error.message.split("'")[1]
                     raise PayloadError(
                         f"preset {item.preset.name!r}: {_describe(error)}",
                         field=field,

@@ -96,7 +96,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "timestamp": "2026-11-20T10:00:00",
         "userId": "",
         "anonymousId": "anon-3",
-        "properties": {"value": 0, "revenue": 10, "products": [], "currency": ""},
+        "properties": {"value": 0, "revenue": 10, "products": [], "currency": "usd"},
     },
     "products_searched": {
         "type": "track",
@@ -223,6 +223,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "type": "track",
         "event": "Product Added",
         "messageId": "msg-odd",
+        "timestamp": 1795168800,
         "properties": {
             "email": "",
             "phone": False,

@@ -167,7 +167,22 @@ BROKEN: list[tuple[str, str | bytes, str, int, int | None, str]] = [
         21,
         "does not fit field 'limited_data_use'",
     ),
-    ("constant-number", M + "  value: \"'12'\"\n", "error", 3, 10, "does not fit field 'value'"),
+    (
+        "constant-number",
+        M + "  value: \"'twelve'\"\n",
+        "error",
+        3,
+        10,
+        "does not fit field 'value'",
+    ),
+    (
+        "offline-custom-event",
+        "action: tiktok.report_offline_event\nfields:\n  event: \"'Visit'\"\n",
+        "error",
+        3,
+        10,
+        "constant \"Visit\" does not fit field 'event'",
+    ),
     (
         "trigger-syntax",
         P + "  - name: Search\n    trigger: 'event = = \"x\"'\n",
@@ -415,3 +430,13 @@ def test_cli_subprocess_never_tracebacks(tmp_path):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr + result.stdout
     assert f"{path}:" in result.stdout
+
+
+def test_lint_layers_over_the_bundles_named(tmp_path, capsys):
+    path = tmp_path / "viewed.yaml"
+    path.write_text(P + "  - name: Product Viewed\n    enabled: false\n")
+    assert "needs 'trigger' and 'action'" in lint_paths([path]).problems[0].message
+    assert lint_paths([path], bundles=["default", "extended"]).problems == []
+    assert main(["lint", str(path), "--presets", "default", "extended"]) == 0
+    assert main(["lint", str(path), "--presets", "nope"]) == 1
+    assert "nope:1:1: error: unknown preset bundle" in capsys.readouterr().out

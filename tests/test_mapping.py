@@ -210,6 +210,14 @@ def test_runtime_type_error_is_a_payload_error(functions):
         mapping({"messageId": "m-1", "properties": {"x": "text"}})
     assert info.value.field == "n" and info.value.event_id == "m-1"
     assert "abs(properties.x)" in str(info.value)
+    assert "abs() expects number, got string" in str(info.value)
+
+
+def test_runtime_error_never_quotes_the_value(functions):
+    mapping = compile_mapping({"n": "abs(properties.email)"}, functions)
+    with pytest.raises(PayloadError) as info:
+        mapping({"properties": {"email": "alice@example.com"}})
+    assert "alice" not in str(info.value)
 
 
 # -- built-in functions --------------------------------------------------------

@@ -218,7 +218,20 @@ def test_screen_group_alias_map_identifiers(web_mapping, sample, user):
 
 def test_odd_shapes_never_raise(pipeline):
     _, payload = _only(pipeline, "odd_shapes")
-    assert payload == {"event": "AddToCart", "event_id": "msg-odd", "content_type": "product"}
+    assert payload == {
+        "event": "AddToCart",
+        "event_id": "msg-odd",
+        "timestamp": 1795168800,
+        "content_type": "product",
+    }
+
+
+def test_missing_required_field_is_a_payload_error(pipeline):
+    event = {**SAMPLES["product_added"], "timestamp": None}
+    with pytest.raises(PayloadError) as info:
+        pipeline.match(event)
+    assert "'timestamp' is a required property" in str(info.value)
+    assert info.value.event_id == "msg-product-added" and info.value.field == "timestamp"
 
 
 def test_event_must_be_an_object(pipeline):
@@ -238,6 +251,7 @@ def test_payload_schema_violation_is_a_payload_error(tmp_path):
             "type": "track",
             "event": "Product Added",
             "messageId": "m-9",
+            "timestamp": 1795168800,
             "properties": {"price": "secret@example.com"},
         }
         with pytest.raises(PayloadError) as info:

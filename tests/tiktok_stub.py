@@ -73,6 +73,7 @@ STRINGS = [
     "lead_id",
     "lead_event_source",
 ]
+NUMERIC_STRING = {"type": "string", "pattern": "^\\s*[+-]?(\\d+\\.?\\d*|\\.\\d+)\\s*$"}
 IDS = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
 CONTENT = {
     "type": "object",
@@ -88,7 +89,9 @@ CONTENT = {
 }
 
 
-def payload_schema(required: Sequence[str] = ("event",)) -> dict[str, Any]:
+def payload_schema(
+    required: Sequence[str] = ("event", "timestamp"), events: Sequence[str] | None = None
+) -> dict[str, Any]:
     properties: dict[str, Any] = {name: {"type": "string"} for name in STRINGS}
     properties.update(
         {
@@ -102,13 +105,16 @@ def payload_schema(required: Sequence[str] = ("event",)) -> dict[str, Any]:
             "contents": {"type": "array", "items": CONTENT},
             "content_ids": {"type": "array", "items": {"type": "string"}},
             "content_type": {"enum": ["product", "product_group"]},
-            "value": {"type": "number"},
+            "value": {"anyOf": [{"type": "number"}, NUMERIC_STRING]},
+            "currency": {"type": "string", "pattern": "^\\s*[A-Za-z]{3}\\s*$"},
             "num_items": {"type": "integer"},
             "limited_data_use": {"type": "boolean"},
             "delivery_category": {"enum": ["in_store", "home_delivery", "curbside_pickup"]},
             "predicted_ltv": {"type": "number"},
         }
     )
+    if events is not None:
+        properties["event"] = {"enum": sorted(events)}
     return {
         "type": "object",
         "additionalProperties": False,
@@ -132,12 +138,12 @@ class WebAction(_Action):
 
 class OfflineAction(_Action):
     name = "report_offline_event"
-    payload_schema: ClassVar[Mapping[str, Any]] = payload_schema()
+    payload_schema: ClassVar[Mapping[str, Any]] = payload_schema(events=STANDARD)
 
 
 class CrmAction(_Action):
     name = "report_crm_event"
-    payload_schema: ClassVar[Mapping[str, Any]] = payload_schema(("event", "lead_id"))
+    payload_schema: ClassVar[Mapping[str, Any]] = payload_schema(("event", "timestamp", "lead_id"))
 
 
 class StubTikTok(Destination):
