@@ -87,6 +87,11 @@ class Action(ABC):
     payload_schema: ClassVar[Mapping[str, Any]] = {}
     #: Name of the default mapping file, e.g. ``"tiktok/report_web_event"``.
     default_mapping: ClassVar[str | None] = None
+    #: Event names the destination knows (lint warns about any other ``event``
+    #: constant); empty means "no opinion".
+    standard_events: ClassVar[frozenset[str]] = frozenset()
+    #: Event names still accepted but on their way out → advice (lint warns).
+    deprecated_events: ClassVar[Mapping[str, str]] = {}
 
     @abstractmethod
     def build(self, payload: dict[str, Any], settings: Any) -> tuple[Route, dict[str, Any]]:

@@ -6,9 +6,9 @@ pipeline, all in one run, and point at the exact spot: YAML syntax, schema
 violations, triggers and expressions that do not compile, actions and fields
 that do not exist, constants that do not fit a field, presets that would send
 the same event twice. It is generic: actions, fields, types and enums come
-from the plugin registry and each action's ``payload_schema``. An action may
-declare ``standard_events`` (a set of names) and ``deprecated_events`` (name
-→ advice) to have custom or deprecated event names flagged.
+from the plugin registry and each action's ``payload_schema``; custom and
+deprecated event names from the action's ``standard_events`` and
+``deprecated_events``.
 """
 
 from __future__ import annotations
@@ -191,8 +191,8 @@ class _Linter:
         self, doc: Document, path: tuple[str | int, ...], action_name: str, event: str
     ) -> None:
         action = find_action(self.registry, action_name)
-        deprecated = dict(getattr(action, "deprecated_events", None) or {})
-        standard = set(getattr(action, "standard_events", None) or ())
+        deprecated = dict(action.deprecated_events) if action is not None else {}
+        standard = set(action.standard_events) if action is not None else set()
         if event in deprecated:
             self.problems.append(
                 doc.problem(

@@ -245,7 +245,7 @@ BROKEN: list[tuple[str, str | bytes, str, int, int | None, str]] = [
         "warning",
         5,
         14,
-        "renamed Lead",
+        "event 'SubmitForm' is deprecated",
     ),
     (
         "duplicate-preset",
