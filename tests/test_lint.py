@@ -9,6 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from destination.cli import main
 from destination.lint import lint_paths
@@ -440,3 +443,76 @@ def test_lint_layers_over_the_bundles_named(tmp_path, capsys):
     assert main(["lint", str(path), "--presets", "default", "extended"]) == 0
     assert main(["lint", str(path), "--presets", "nope"]) == 1
     assert "nope:1:1: error: unknown preset bundle" in capsys.readouterr().out
+
+
+YAMLISH = st.lists(
+    st.sampled_from(
+        [
+            *list("ab:-'\"[]{}#&*!|>@`%\t\n ,.=()"),
+            "name",
+            "presets",
+            "bundle",
+            "fields",
+            "action",
+            "trigger",
+            "mapping",
+            "enabled",
+            "tiktok.report_web_event",
+            "\n  - ",
+            ": ",
+            "\n    ",
+        ]
+    ),
+    max_size=60,
+).map("".join)
+JSONISH = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=8)
+    | st.sampled_from(["tiktok.report_web_event", "'AddToCart'", 'event = "x"', "a ||| b"]),
+    lambda c: (
+        st.lists(c, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "bundle",
+                    "presets",
+                    "name",
+                    "trigger",
+                    "action",
+                    "mapping",
+                    "enabled",
+                    "fields",
+                    "event",
+                    "value",
+                    "x",
+                ]
+            ),
+            c,
+            max_size=4,
+        )
+    ),
+    max_leaves=10,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(text=YAMLISH)
+def test_lint_never_raises_on_arbitrary_text(tmp_path, text):
+    path = tmp_path / "fuzz.yaml"
+    path.write_text(text)
+    report = lint_paths([path])
+    assert all(p.path == str(path) and p.line >= 1 and p.column >= 1 for p in report.problems)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(value=JSONISH)
+def test_lint_never_raises_on_arbitrary_structures(tmp_path, value):
+    path = tmp_path / "fuzz.yaml"
+    path.write_text(yaml.safe_dump(value))
+    lint_paths([path])
