@@ -245,6 +245,140 @@ def _compile_function(name: str, body: list[str], names: dict[str, Any]) -> Call
     return function
 
 
+class _Unsupported(Exception):
+    """A node the code generator leaves to jmespath's interpreter."""
+
+
+def _flatten(base: Any) -> Any:
+    """jmespath's visit_flatten."""
+    if not isinstance(base, list):
+        return None
+    merged: list[Any] = []
+    for element in base:
+        if isinstance(element, list):
+            merged.extend(element)
+        else:
+            merged.append(element)
+    return merged
+
+
+class _Codegen:
+    """Python statements for the JMESPath nodes mappings use, mirroring jmespath's visitor.
+
+    Covers fields, sub-expressions, literals, ``@``, ``||``, ``&&``, function
+    calls (through the same function table, so the same signature checks and
+    errors), multi-select objects and lists, flatten, projections (``a[].b``,
+    ``a[*].b``) and integer indexes. Anything else (filters, slices,
+    comparisons, pipes, ``!``) raises _Unsupported and the expression runs in
+    jmespath's interpreter.
+    """
+
+    def __init__(self, functions: MappingFunctions) -> None:
+        self.names: dict[str, Any] = {"_get": _get, "_flatten": _flatten}
+        self.names["_call"] = functions.call_function
+        self.functions = functions
+        self.count = 0
+
+    def direct_function(self, name: str) -> str | None:
+        """A name to call a registered function by directly, when jmespath would check nothing.
+
+        The arity was checked when the expression compiled; a signature whose
+        arguments all accept any type leaves nothing else to check.
+        """
+        spec = self.functions.FUNCTION_TABLE.get(name)
+        if spec is None or not spec["plain"]:
+            return None
+        signature = spec["signature"]
+        if signature is not None and any(arg.get("types") for arg in signature):
+            return None
+        local = self.fresh("f")
+        self.names[local] = spec["function"]
+        return local
+
+    def fresh(self, prefix: str = "t") -> str:
+        self.count += 1
+        return f"_{prefix}{self.count}"
+
+    def compile(self, node: dict[str, Any]) -> Callable[[Any], Any]:
+        lines: list[str] = []
+        self.emit(node, "e", "r", lines, "    ")
+        return _compile_function("search", [*lines, "    return r"], self.names)
+
+    def emit(self, node: dict[str, Any], src: str, out: str, lines: list[str], ind: str) -> None:
+        kind = node["type"]
+        children = node.get("children", [])
+        if kind == "field":
+            lines.append(f"{ind}{out} = {_lookup_code(src, node['value'])}")
+        elif kind in ("subexpression", "index_expression"):
+            current = src
+            for child in children[:-1]:
+                temp = self.fresh()
+                self.emit(child, current, temp, lines, ind)
+                current = temp
+            self.emit(children[-1], current, out, lines, ind)
+        elif kind == "literal":
+            const = self.fresh("c")
+            self.names[const] = node["value"]
+            lines.append(f"{ind}{out} = {const}")
+        elif kind in ("current", "identity"):
+            lines.append(f"{ind}{out} = {src}")
+        elif kind in ("or_expression", "and_expression"):
+            self.emit(children[0], src, out, lines, ind)
+            test = f"{out} is None or {out} is False or {out} == '' or {out} == [] or {out} == {{}}"
+            lines.append(f"{ind}if {test if kind == 'or_expression' else f'not ({test})'}:")
+            self.emit(children[1], src, out, lines, ind + "    ")
+        elif kind == "function_expression":
+            args = []
+            for child in children:
+                temp = self.fresh()
+                self.emit(child, src, temp, lines, ind)
+                args.append(temp)
+            direct = self.direct_function(node["value"])
+            if direct is not None:
+                lines.append(f"{ind}{out} = {direct}({', '.join(args)})")
+            else:
+                lines.append(f"{ind}{out} = _call({node['value']!r}, [{', '.join(args)}])")
+        elif kind in ("multi_select_dict", "multi_select_list"):
+            lines.append(f"{ind}if {src} is None:")
+            lines.append(f"{ind}    {out} = None")
+            lines.append(f"{ind}else:")
+            parts = []
+            for child in children:
+                temp = self.fresh()
+                if kind == "multi_select_dict":
+                    self.emit(child["children"][0], src, temp, lines, ind + "    ")
+                    parts.append(f"{child['value']!r}: {temp}")
+                else:
+                    self.emit(child, src, temp, lines, ind + "    ")
+                    parts.append(temp)
+            joined = ", ".join(parts)
+            value = f"{{{joined}}}" if kind == "multi_select_dict" else f"[{joined}]"
+            lines.append(f"{ind}    {out} = {value}")
+        elif kind == "flatten":
+            temp = self.fresh()
+            self.emit(children[0], src, temp, lines, ind)
+            lines.append(f"{ind}{out} = _flatten({temp})")
+        elif kind == "projection":
+            base, element, item = self.fresh(), self.fresh("x"), self.fresh()
+            self.emit(children[0], src, base, lines, ind)
+            lines.append(f"{ind}if isinstance({base}, list):")
+            lines.append(f"{ind}    {out} = []")
+            lines.append(f"{ind}    for {element} in {base}:")
+            self.emit(children[1], element, item, lines, ind + "        ")
+            lines.append(f"{ind}        if {item} is not None:")
+            lines.append(f"{ind}            {out}.append({item})")
+            lines.append(f"{ind}else:")
+            lines.append(f"{ind}    {out} = None")
+        elif kind == "index" and isinstance(node["value"], int):
+            index = node["value"]
+            lines.append(
+                f"{ind}{out} = {src}[{index}] if isinstance({src}, list) "
+                f"and -len({src}) <= {index} < len({src}) else None"
+            )
+        else:
+            raise _Unsupported(kind)
+
+
 @dataclass(frozen=True, eq=False)
 class Expression:
     """One compiled JMESPath expression; ``search(event)`` equals jmespath's result."""
@@ -327,15 +461,19 @@ def compile_expression(
         if problem:
             raise MappingError(problem, field=field, expression=text, source=source)
     terms = _terms_of(parsed)
+    search: Callable[[Any], Any]
     if terms is not None:
         names: dict[str, Any] = {}
         body = [*_chain_code(terms, names, "v", "    "), "    return v"]
         search = _compile_function("search", body, names)
     else:
-        interpreter, tree = functions.interpreter, parsed
+        try:
+            search = _Codegen(functions).compile(parsed)
+        except _Unsupported:
+            interpreter, tree = functions.interpreter, parsed
 
-        def search(event: Any) -> Any:
-            return interpreter.visit(tree, event)
+            def search(event: Any) -> Any:
+                return interpreter.visit(tree, event)
 
     return Expression(text, parsed, functions, tuple(terms) if terms is not None else None, search)
 
@@ -499,6 +637,10 @@ def fn_to_string(value: Any) -> Any:
     """JMESPath's to_string, except that null stays null (never the text "null")."""
     if value is None or isinstance(value, str):
         return value
+    if value is True or value is False:
+        return "true" if value else "false"
+    if type(value) is int or (type(value) is float and math.isfinite(value)):
+        return repr(value)  # what json.dumps writes, without its overhead
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 

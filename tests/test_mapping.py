@@ -352,3 +352,59 @@ def test_shared_prefixes_are_looked_up_once(functions):
     )
     source = mapping._apply.__source__
     assert source.count(".get('context')") == 1 and source.count(".get('traits')") == 2
+
+
+# -- the general code generator (projections, multi-selects, functions) --------
+
+LEAF = st.sampled_from(["a", "b", '"c d"', "@", "'x'", "`1`", "`null`", "`[]`", "`false`", '`""`'])
+NAME = st.sampled_from(["a", "b", '"c d"'])
+FUNCTIONS = ["to_string", "to_number", "lower", "trim", "length", "sha256", "epoch_seconds"]
+
+
+def _grow(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    pair = st.tuples(inner, inner)
+    return st.one_of(
+        st.tuples(inner, NAME).map(lambda t: f"({t[0]}).{t[1]}"),
+        pair.map(lambda t: f"({t[0]}) || ({t[1]})"),
+        pair.map(lambda t: f"({t[0]}) && ({t[1]})"),
+        inner.map(lambda x: f"({x})[]"),
+        st.tuples(inner, NAME).map(lambda t: f"({t[0]})[*].{t[1]}"),
+        st.tuples(inner, inner).map(lambda t: f"({t[0]})[].{{k: ({t[1]}), j: a}}"),
+        pair.map(lambda t: f'({t[0]}).{{k: ({t[1]}), "x y": b}}'),
+        pair.map(lambda t: f"[({t[0]}), ({t[1]})]"),
+        st.tuples(st.sampled_from(FUNCTIONS), inner).map(lambda t: f"{t[0]}({t[1]})"),
+        pair.map(lambda t: f"coalesce(({t[0]}), ({t[1]}))"),
+        st.tuples(inner, st.sampled_from([0, 1, -1, 5])).map(lambda t: f"({t[0]})[{t[1]}]"),
+    )
+
+
+EXPRESSIONS = st.recursive(LEAF, _grow, max_leaves=6)
+
+
+def _outcome(function: Any, event: Any) -> tuple[str, Any]:
+    try:
+        return "value", function(event)
+    except jmespath.exceptions.JMESPathError as exc:
+        return "error", type(exc).__name__
+
+
+@settings(max_examples=400, deadline=None)
+@given(event=JSON, text=EXPRESSIONS)
+def test_generated_code_equals_jmespath_interpreter(functions, event, text):
+    expression = compile_expression(text, functions)
+    assert _outcome(expression.search, event) == _outcome(expression.search_slow, event)
+
+
+def test_generator_covers_the_builtin_contents_expressions(functions):
+    for where, name, text in BUILTIN_EXPRESSIONS:
+        expression = compile_expression(text, functions)
+        assert "interpreter" not in repr(expression.search), (where, name)
+        assert hasattr(expression.search, "__source__"), (where, name)
+
+
+def test_unsupported_nodes_fall_back_to_the_interpreter(functions):
+    for text in ("a[?b > `1`]", "a[1:2]", "a | b", "!a", "a == b", "*.a", "sort_by(a, &b)"):
+        expression = compile_expression(text, functions)
+        assert not hasattr(expression.search, "__source__"), text
+        event = {"a": [{"b": 2}, {"b": 0}], "b": 1}
+        assert expression.search(event) == jmespath.search(text, event, options=functions.options)
