@@ -56,7 +56,7 @@ def _run_lint(args: argparse.Namespace) -> int:
         report = lint_paths(args.paths, bundles=args.presets)
     except ConfigurationError as exc:
         print(f"destination lint: {exc}", file=sys.stderr)
-        return 2
+        return 1
     print(format_json(report) if args.format == "json" else format_text(report))
     return report.exit_code
 

@@ -516,3 +516,20 @@ def test_lint_never_raises_on_arbitrary_structures(tmp_path, value):
     path = tmp_path / "fuzz.yaml"
     path.write_text(yaml.safe_dump(value))
     lint_paths([path])
+
+
+def test_cli_lint_plugin_error_is_one_line(capsys):
+    from destination import hookimpl
+
+    from .conftest import registered
+
+    class Broken:
+        @hookimpl
+        def register_mapping_functions(self, register):
+            register("coalesce", lambda *a: None, None)  # taken by the built-ins
+
+    with registered(Broken(), "broken-functions"):
+        assert main(["lint", str(ROOT / "presets")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("destination lint: plugin ")
+    assert "'broken-functions'" in err and "'coalesce'" in err and err.count("\n") == 1
