@@ -100,7 +100,12 @@ def _schema_problems(values: Mapping[str, Any], token: str | None) -> list[tuple
             problems.append((path, "access_token: must be a non-empty string"))
             continue
         if path == "api_base_url" and error.validator == "pattern":
-            problems.append((path, f"api_base_url: must start with http:// or https:// (got {error.instance!r})"))
+            problems.append(
+                (
+                    path,
+                    f"api_base_url: must start with http:// or https:// (got {error.instance!r})",
+                )
+            )
             continue
         problems.append((path, redact(f"{path}: {error.message}", [token])))
     return problems
