@@ -63,3 +63,19 @@ def test_event_lists():
     assert set(events.RENAMED_EVENTS) <= events.STANDARD_EVENTS
     assert set(events.RENAMED_EVENTS.values()) <= events.STANDARD_EVENTS
     assert events.is_standard_event("Purchase") and not events.is_standard_event("purchase")
+
+
+def test_built_survives_pickle_and_copy():
+    import copy
+    import pickle
+
+    dest = TikTokDestination(clock=lambda: 1705708800)
+    settings = dest.load_settings({"access_token": TOKEN, "pixel_code": "P"}, {})
+    built = dest.actions["report_web_event"].build(
+        {"event": "Lead", "event_id": "m", "timestamp": 1705320000, "email": ["x", "a@b.co"]},
+        settings,
+    )
+    for clone in (pickle.loads(pickle.dumps(built)), copy.copy(built), copy.deepcopy(built)):
+        assert isinstance(clone, Built)
+        assert tuple(clone) == tuple(built)
+        assert clone.warnings == built.warnings and len(clone.warnings) == 1

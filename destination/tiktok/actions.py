@@ -43,6 +43,10 @@ class Built(tuple[Route, dict[str, Any]]):
         built.warnings = tuple(warnings)
         return built
 
+    def __getnewargs__(self) -> tuple[Any, ...]:
+        # pickle/copy rebuild through __new__; keep the warnings with the pair.
+        return (self[0], self[1], self.warnings)
+
     @property
     def route(self) -> Route:
         return self[0]

@@ -206,7 +206,9 @@ def _cookie_value(ev: _Event, cookie: object, name: str) -> str | None:
         return None
     if isinstance(cookie, Mapping):
         value = cookie.get(name)
-        return value.strip() or None if isinstance(value, str) else None
+        if not isinstance(value, str):
+            return None
+        return value.strip() or None
     if not isinstance(cookie, str):
         raise ev.error(
             "cookie", f"must be a cookie header string or an object, got {_kind(cookie)}"
