@@ -78,7 +78,11 @@ ERRORS = [
         "contents[0].price",
         "not a number: 'ten'",
     ),
-    (WEB, web(contents=[{"price": "NaN"}]), "contents[0].price", "not a finite number"),
+    (WEB, web(contents=[{"price": "NaN"}]), "contents[0].price", "not a number: 'NaN'"),
+    (WEB, web(contents=[{"price": "1e999"}]), "contents[0].price", "not a finite number"),
+    (WEB, web(contents=[{"price": "1_000"}]), "contents[0].price", "not a number"),
+    (WEB, web(contents=[{"price": "0x10"}]), "contents[0].price", "not a number"),
+    (WEB, web(contents=[{"quantity": "\u0661\u0662"}]), "contents[0].quantity", "not a number"),
     (WEB, web(contents=[{"price": float("inf")}]), "contents[0].price", "finite"),
     (WEB, web(contents=[{}, {"price": True}]), "contents[1].price", "got a boolean"),
     (WEB, web(contents=[{"price": [1]}]), "contents[0].price", "must be a number, got a list"),
@@ -130,6 +134,23 @@ def test_bad_event_id_has_no_event_id():
     with pytest.raises(PayloadError) as info:
         WEB.build(web(event_id={"x": 1}), SETTINGS)
     assert (info.value.field, info.value.event_id) == ("event_id", None)
+
+
+@pytest.mark.parametrize(
+    "value", ["bob@example.com", "+1 (213) 373-4253", "call 2133734253", "x" * 60]
+)
+def test_bad_values_that_may_be_personal_are_not_echoed(value):
+    for payload, field in (
+        (web(value=value), "value"),
+        (web(timestamp=value), "timestamp"),
+        (web(currency=value), "currency"),
+        (web(content_type=value), "content_type"),
+    ):
+        with pytest.raises(PayloadError) as info:
+            WEB.build(payload, SETTINGS)
+        assert info.value.field == field
+        assert value not in str(info.value)
+        assert f"a value of {len(value)} characters" in str(info.value)
 
 
 def test_errors_never_echo_email_or_phone():

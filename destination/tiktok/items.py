@@ -33,7 +33,9 @@ __all__ = ["CONTENT_TYPES", "DELIVERY_CATEGORIES", "PayloadWarning", "build_item
 
 CONTENT_TYPES = ("product", "product_group")
 DELIVERY_CATEGORIES = ("in_store", "home_delivery", "curbside_pickup")
-_INTEGER = re.compile(r"[+-]?\d+")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_DIGIT_RUN = re.compile(r"[0-9]{7}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _WEB_IDENTIFIERS = ("email", "phone", "external_id", "ttclid", "ttp")
 
@@ -71,6 +73,14 @@ class _Event:
 
 
 # --- coercions ---------------------------------------------------------------------------
+
+
+def _shown(value: object) -> str:
+    """``repr(value)`` for a message, unless it might be personal data (an email, a phone)."""
+    text = repr(value)
+    if len(text) > 40 or "@" in text or _DIGIT_RUN.search(re.sub(r"[^0-9]", "", text)):
+        return f"a value of {len(str(value))} characters"
+    return text
 
 
 def _kind(value: object) -> str:
@@ -115,12 +125,11 @@ def _number(ev: _Event, value: object, field: str) -> int | float | None:
             return None
         if _INTEGER.fullmatch(text):
             return int(text)
-        try:
-            number = float(text)
-        except ValueError:
-            raise ev.error(field, f"not a number: {value!r}") from None
+        if not _DECIMAL.fullmatch(text):
+            raise ev.error(field, f"not a number: {_shown(value)}")
+        number = float(text)
         if not math.isfinite(number):
-            raise ev.error(field, f"not a finite number: {value!r}")
+            raise ev.error(field, f"not a finite number: {_shown(value)}")
         return number
     raise ev.error(field, f"must be a number, got {_kind(value)}")
 
@@ -131,7 +140,7 @@ def _integer(ev: _Event, value: object, field: str) -> int | None:
         return number
     if number.is_integer():
         return int(number)
-    raise ev.error(field, f"must be a whole number, got {value!r}")
+    raise ev.error(field, f"must be a whole number, got {_shown(value)}")
 
 
 def _string_list(ev: _Event, value: object, field: str) -> list[str]:
@@ -159,7 +168,7 @@ def _enum(
 ) -> str | None:
     value = _text(ev, payload, field)
     if value is not None and value not in allowed:
-        raise ev.error(field, f"must be one of {', '.join(allowed)}, got {value!r}")
+        raise ev.error(field, f"must be one of {', '.join(allowed)}, got {_shown(value)}")
     return value
 
 
@@ -359,7 +368,7 @@ def _properties(ev: _Event, payload: Mapping[str, Any]) -> dict[str, Any]:
     if currency:
         currency = currency.upper()
         if not _CURRENCY.fullmatch(currency):
-            raise ev.error("currency", f"must be an ISO 4217 code like USD, got {currency!r}")
+            raise ev.error("currency", f"must be an ISO 4217 code like USD, got {_shown(currency)}")
         props["currency"] = currency
     value = _number(ev, payload.get("value"), "value")
     if value is None and contents and all("price" in c and "quantity" in c for c in contents):
@@ -458,14 +467,16 @@ def build_item(
         raise ev.error("event", f"event name {reason}")
     event = event.strip()
     if event_source == "offline" and not is_standard_event(event):
-        raise ev.error("event", f"offline events accept only standard event names, got {event!r}")
+        raise ev.error(
+            "event", f"offline events accept only standard event names, got {_shown(event)}"
+        )
 
     if payload.get("timestamp") is None:
         raise ev.error("timestamp", "required: ISO 8601, Unix seconds or Unix milliseconds")
     try:
         event_time = to_event_time(payload["timestamp"])
     except TimestampError as exc:
-        shown = repr(payload["timestamp"])[:40]
+        shown = _shown(payload["timestamp"])
         raise ev.error("timestamp", f"unparseable timestamp {shown}: {exc}") from None
     _check_age(ev, event_time, settings, now)
 

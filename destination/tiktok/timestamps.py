@@ -19,7 +19,7 @@ __all__ = ["MILLISECONDS_THRESHOLD", "TimestampError", "to_event_time"]
 MILLISECONDS_THRESHOLD = 100_000_000_000
 #: Beyond this even milliseconds make no sense (the year 5138 in ms): reject.
 _MAX_MILLISECONDS = 100_000_000_000_000
-_NUMERIC = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_NUMERIC = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 class TimestampError(ValueError):
