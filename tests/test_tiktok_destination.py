@@ -79,3 +79,13 @@ def test_built_survives_pickle_and_copy():
         assert isinstance(clone, Built)
         assert tuple(clone) == tuple(built)
         assert clone.warnings == built.warnings and len(clone.warnings) == 1
+
+
+def test_build_request_needs_tiktok_settings():
+    import pytest
+
+    from destination.actions import Route
+
+    route = Route("tiktok", "https://x.example/", "web", "P")
+    with pytest.raises(TypeError, match="TikTokSettings"):
+        TikTokDestination().build_request({"access_token": TOKEN}, route, [{}])

@@ -245,3 +245,57 @@ def test_missing_event_id_is_a_stable_content_hash():
 def test_offline_and_crm_ignore_page_fields():
     item = OFFLINE.build({**BASE, "email": "a@b.co", "url": "not checked"}, SETTINGS).item
     assert "page" not in item and "limited_data_use" not in item
+
+
+# --- derivations and coercions at their edges ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cookie", "ttp"),
+    [
+        ('a=1; _ttp="quoted-ttp"; b', "quoted-ttp"),
+        ("bad cookie;; _ttp = spaced ;x=[y]", "spaced"),
+        ("_ttp=; _ttp=second", "second"),
+        ("not_ttp=1; x_ttp=2", None),
+        ("a=1; b=2", None),
+        ({"other": "1"}, None),
+        ({"_ttp": 5}, None),
+        ({"_ttp": "  "}, None),
+    ],
+)
+def test_ttp_from_cookie_edges(cookie, ttp):
+    item = WEB.build(web(cookie=cookie), SETTINGS).item
+    assert item["user"].get("ttp") == ttp
+
+
+@pytest.mark.parametrize(
+    ("url", "ttclid"),
+    [
+        ("https://a.example/?ttclid=&x=1", None),
+        ("https://a.example/?ttclid=%20&ttclid=E.C.P.2", "E.C.P.2"),
+        ("https://a.example/#ttclid=frag", None),
+        ("HTTPS://A.EXAMPLE/?TTCLID=upper", None),
+        ("https://a.example/?x=1&ttclid=E.C.P.%2Fenc", "E.C.P./enc"),
+    ],
+)
+def test_ttclid_from_url_edges(url, ttclid):
+    item = WEB.build(web(url=url), SETTINGS).item
+    assert item["user"].get("ttclid") == ttclid
+    assert item["page"]["url"] == url
+
+
+def test_number_coercions():
+    item = WEB.build(
+        web(
+            contents=[{"content_id": 12.5, "price": "7", "quantity": "3.0"}, {"content_id": 7.0}],
+            num_items=2.0,
+            value=" ",
+        ),
+        SETTINGS,
+    ).item
+    assert item["properties"]["contents"] == [
+        {"content_id": "12.5", "price": 7, "quantity": 3},
+        {"content_id": "7"},
+    ]
+    assert item["properties"]["num_items"] == 2
+    assert "value" not in item["properties"]

@@ -189,6 +189,7 @@ def test_parse_retry_after_forms():
     later = format_datetime(datetime(2024, 1, 20, 0, 2, tzinfo=UTC), usegmt=True)
     assert parse_retry_after(later, now=now) == 120.0
     assert parse_retry_after("Sat, 01 Jan 2000 00:00:00 GMT", now=now) == 0.0
+    assert parse_retry_after("Sat, 20 Jan 2024 00:01:00 -0000", now=now) == 60.0
     assert parse_retry_after("-3") == 0.0
     assert parse_retry_after("soon") is None
     assert parse_retry_after("nan") is None

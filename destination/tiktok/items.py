@@ -19,7 +19,6 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -222,21 +221,15 @@ def _cookie_value(ev: _Event, cookie: object, name: str) -> str | None:
         raise ev.error(
             "cookie", f"must be a cookie header string or an object, got {_kind(cookie)}"
         )
-    if f"{name}=" not in cookie:
+    if name not in cookie:
         return None
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(cookie)
-    except CookieError:
-        jar = SimpleCookie()
-    morsel = jar.get(name)
-    if morsel is not None:
-        return morsel.value.strip() or None
-    # SimpleCookie gives up on the whole header at one odd cookie; read ours by hand.
+    # By hand rather than http.cookies, which drops the whole header at one odd cookie.
     for part in cookie.split(";"):
-        key, _, value = part.strip().partition("=")
-        if key == name and value.strip():
-            return value.strip().strip('"')
+        key, _, value = part.partition("=")
+        if key.strip() == name:
+            value = value.strip().strip('"').strip()
+            if value:
+                return value
     return None
 
 

@@ -13,6 +13,7 @@ import json
 import re
 import time
 from collections.abc import Mapping, Sequence
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -94,8 +95,8 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
             moment = parsedate_to_datetime(text)
         except (TypeError, ValueError, IndexError):
             return None
-        if moment.tzinfo is None:
-            return None
+        if moment.tzinfo is None:  # "-0000": UTC by RFC 5322
+            moment = moment.replace(tzinfo=UTC)
         seconds = moment.timestamp() - (time.time() if now is None else now)
     if seconds != seconds:  # NaN
         return None
