@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import pickle
 
-from destination.actions import Action, Destination, Outcome
+import pytest
+
+from destination.actions import Action, Destination, Outcome, Route
 from destination.plugins import collect_registry
 from destination.tiktok import events
 from destination.tiktok.actions import Built
@@ -66,9 +70,6 @@ def test_event_lists():
 
 
 def test_built_survives_pickle_and_copy():
-    import copy
-    import pickle
-
     dest = TikTokDestination(clock=lambda: 1705708800)
     settings = dest.load_settings({"access_token": TOKEN, "pixel_code": "P"}, {})
     built = dest.actions["report_web_event"].build(
@@ -82,10 +83,6 @@ def test_built_survives_pickle_and_copy():
 
 
 def test_build_request_needs_tiktok_settings():
-    import pytest
-
-    from destination.actions import Route
-
     route = Route("tiktok", "https://x.example/", "web", "P")
     with pytest.raises(TypeError, match="TikTokSettings"):
         TikTokDestination().build_request({"access_token": TOKEN}, route, [{}])
