@@ -242,6 +242,15 @@ def test_missing_event_id_is_a_stable_content_hash():
     assert len(first) == 32 and isinstance(first, str)
 
 
+def test_error_without_event_id_names_the_derived_id():
+    payload = {"event": "Purchase", "timestamp": "nope", "external_id": "u1"}
+    with pytest.raises(PayloadError) as info:
+        WEB.build(payload, SETTINGS)
+    fixed = {**payload, "timestamp": 1705320000}
+    assert info.value.event_id is not None and len(info.value.event_id) == 32
+    assert info.value.event_id != WEB.build(fixed, SETTINGS).item["event_id"]
+
+
 def test_offline_and_crm_ignore_page_fields():
     item = OFFLINE.build({**BASE, "email": "a@b.co", "url": "not checked"}, SETTINGS).item
     assert "page" not in item and "limited_data_use" not in item

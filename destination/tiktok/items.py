@@ -447,8 +447,9 @@ def build_item(
     ev = _Event()
     if not isinstance(payload, Mapping):
         raise ev.error("payload", f"must be an object, got {_kind(payload)}")
-    ev.event_id = _id_text(ev, payload.get("event_id"), "event_id")
-    event_id = ev.event_id or _content_id(payload)
+    # Results name the event by its messageId, else by the id it would be sent with.
+    event_id = _id_text(ev, payload.get("event_id"), "event_id") or _content_id(payload)
+    ev.event_id = event_id
 
     event = payload.get("event")
     if not isinstance(event, str) or not event.strip():
