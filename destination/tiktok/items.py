@@ -103,7 +103,10 @@ def _id_text(ev: _Event, value: object, field: str) -> str | None:
 
 def _text(ev: _Event, payload: Mapping[str, Any], field: str) -> str | None:
     """A plain string field (numbers accepted and written as text, e.g. a zip code)."""
-    return _id_text(ev, payload.get(field), field)
+    value = payload.get(field)
+    if type(value) is str:
+        return value.strip() or None
+    return _id_text(ev, value, field)
 
 
 def _number(ev: _Event, value: object, field: str) -> int | float | None:
@@ -182,19 +185,31 @@ def _hashed_list(
     ev: _Event,
     payload: Mapping[str, Any],
     field: str,
-    hasher: Callable[[str], str | None],
+    hasher: Callable[..., str | None],
     what: str,
+    *options: str,
 ) -> tuple[list[str], bool]:
-    """(digests, whether a value was dropped as unusable)."""
-    raw = _string_list(ev, payload.get(field), field)
+    """(digests of ``hasher(value, *options)``, whether a value was dropped as unusable)."""
+    value = payload.get(field)
+    if value is None:
+        return [], False
+    if type(value) is str:  # the common case, without building lists
+        if not value.strip():
+            return [], False
+        digest = hasher(value, *options)
+        if digest is not None:
+            return [digest], False
+        ev.warn(field, f"not {what} ({len(value)} characters); dropped, not hashed")
+        return [], True
+    raw = _string_list(ev, value, field)
     digests: list[str] = []
     dropped = False
-    for index, value in enumerate(raw):
-        digest = hasher(value)
+    for index, item in enumerate(raw):
+        digest = hasher(item, *options)
         if digest is None:
             dropped = True
             where = f"{field}[{index}]" if len(raw) > 1 else field
-            ev.warn(where, f"not {what} ({len(value)} characters); dropped, not hashed")
+            ev.warn(where, f"not {what} ({len(item)} characters); dropped, not hashed")
         else:
             digests.append(digest)
     return _dedupe(digests), dropped
@@ -246,9 +261,7 @@ def _user(
         user["email"] = emails
     elif lost:
         dropped.add("email")
-    phones, lost = _hashed_list(
-        ev, payload, "phone", lambda value: hash_phone(value, region), "a phone number"
-    )
+    phones, lost = _hashed_list(ev, payload, "phone", hash_phone, "a phone number", region)
     if phones:
         user["phone"] = phones
     elif lost:
