@@ -19,7 +19,7 @@ from jsonschema.exceptions import ValidationError, best_match
 
 from .actions import Action
 from .errors import ConfigurationError, PayloadError, TriggerSyntaxError
-from .mapping import CompiledMapping, MappingFunctions, compile_mapping
+from .mapping import CompiledMapping, MappingFunctions, compile_expression
 from .presets import Preset, PresetConfig, resolve_presets
 
 __all__ = ["Match", "Pipeline", "find_action"]
@@ -99,9 +99,21 @@ class Pipeline:
             try:
                 trigger = compile_trigger(preset.trigger)
             except TriggerSyntaxError as exc:
-                raise ConfigurationError(f"preset {preset.name!r}: trigger: {exc}") from None
-            mapping = compile_mapping(
-                config.mapping_for(preset), self.functions, source=f"preset {preset.name!r}"
+                where = ", ".join(preset.sources)
+                raise ConfigurationError(
+                    f"preset {preset.name!r} ({where}): trigger: {exc}"
+                ) from None
+            mapping = CompiledMapping(
+                {
+                    name: compile_expression(
+                        text,
+                        self.functions,
+                        field=name,
+                        source=f"{config.source_of(preset, name)} (preset {preset.name!r})",
+                    )
+                    for name, text in config.mapping_for(preset).items()
+                },
+                source=f"preset {preset.name!r}",
             )
             validator = None
             if validate and action.payload_schema:

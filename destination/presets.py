@@ -104,6 +104,8 @@ class Preset:
     description: str = ""
     bundle: str = ""
     sources: tuple[str, ...] = ()
+    #: the file each ``mapping`` override comes from (for error messages)
+    field_sources: dict[str, str] = field(default_factory=dict)
 
 
 def _display(ref: FileRef) -> str:
@@ -293,6 +295,7 @@ def layer_presets(
                 description=values.get("description", ""),
                 bundle=preset_file.bundle,
                 sources=(preset_file.source,),
+                field_sources=dict.fromkeys(values.get("mapping") or {}, preset_file.source),
             )
         else:
             presets[entry.name] = replace(
@@ -303,6 +306,10 @@ def layer_presets(
                 enabled=values.get("enabled", existing.enabled),
                 description=values.get("description", existing.description),
                 sources=(*existing.sources, preset_file.source),
+                field_sources={
+                    **existing.field_sources,
+                    **dict.fromkeys(values.get("mapping") or {}, preset_file.source),
+                },
             )
     if problems is not None:
         problems.extend(found)
@@ -312,15 +319,23 @@ def layer_presets(
 
 
 def layer_mappings(
-    mappings: dict[str, dict[str, str]], mapping_file: MappingFile
+    mappings: dict[str, dict[str, str]],
+    mapping_file: MappingFile,
+    sources: dict[str, dict[str, str]] | None = None,
 ) -> dict[str, dict[str, str]]:
-    """Layer one mapping file over ``mappings`` (action → field → expression), in place."""
+    """Layer one mapping file over ``mappings`` (action → field → expression), in place.
+
+    ``sources`` (action → field → file), when given, records where each field came from.
+    """
     fields = mappings.setdefault(mapping_file.action, {})
+    origins = sources.setdefault(mapping_file.action, {}) if sources is not None else {}
     for name, expression in mapping_file.fields.items():
         if expression is None:
             fields.pop(name, None)
+            origins.pop(name, None)
         else:
             fields[name] = expression
+            origins[name] = mapping_file.source
     return mappings
 
 
@@ -342,6 +357,8 @@ class PresetConfig:
     presets: list[Preset]
     mappings: dict[str, dict[str, str]]
     bundles: list[str] = field(default_factory=list)
+    #: action → field → the mapping file it comes from
+    field_sources: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def enabled(self) -> list[Preset]:
@@ -349,6 +366,12 @@ class PresetConfig:
 
     def mapping_for(self, preset: Preset) -> dict[str, str]:
         return effective_mapping(self.mappings.get(preset.action, {}), preset.mapping)
+
+    def source_of(self, preset: Preset, name: str) -> str:
+        """The file that set field ``name`` of ``preset``'s mapping ("" if unknown)."""
+        return preset.field_sources.get(name) or self.field_sources.get(preset.action, {}).get(
+            name, ""
+        )
 
 
 def _is_path(item: str | os.PathLike[str]) -> bool:
@@ -387,13 +410,14 @@ def resolve_presets(
         for bundle_file in catalog.bundles[name]:
             layer_presets(presets, bundle_file, problems)
     mappings: dict[str, dict[str, str]] = {}
+    sources: dict[str, dict[str, str]] = {}
     for mapping_file in catalog.mapping_files:
-        layer_mappings(mappings, mapping_file)
+        layer_mappings(mappings, mapping_file, sources)
     for item in user_files:
         if isinstance(item, PresetFile):
             layer_presets(presets, item, problems)
         else:
-            layer_mappings(mappings, item)
+            layer_mappings(mappings, item, sources)
     if problems:
         raise ConfigFileError(problems)
-    return PresetConfig(list(presets.values()), mappings, names)
+    return PresetConfig(list(presets.values()), mappings, names, sources)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from destination.errors import ConfigurationError, PayloadError
+from destination.errors import ConfigurationError, MappingError, PayloadError
 from destination.mapping import MappingFunctions, compile_mapping
 from destination.pipeline import Pipeline, find_action
 from destination.plugins import collect_registry
@@ -289,3 +289,27 @@ def test_find_action():
         assert find_action(registry, "tiktok.report_web_event") is not None
         assert find_action(registry, "tiktok") is None
         assert find_action(registry, "tiktok.nope") is None
+
+
+def test_compile_errors_name_the_file_field_and_expression(tmp_path):
+    web = tmp_path / "web.yaml"
+    web.write_text("action: tiktok.report_web_event\nfields:\n  ip: context.ip ||\n")
+    with tiktok_available(), pytest.raises(MappingError) as info:
+        Pipeline.from_presets(mapping_paths=[web])
+    text = str(info.value)
+    assert text.startswith(f"{web} (preset 'Add to Cart'): field 'ip': invalid JMESPath")
+    assert text.endswith("(expression: context.ip ||)")
+    user = tmp_path / "mine.yaml"
+    user.write_text(
+        "bundle: mine\npresets:\n  - name: Search\n    trigger: 'event = = 1'\n"
+        "    mapping:\n      query: nosuch(a)\n"
+    )
+    with tiktok_available(), pytest.raises(ConfigurationError) as info:
+        Pipeline.from_presets([user])
+    assert "preset 'Search'" in str(info.value) and str(user) in str(info.value)
+    assert "trigger" in str(info.value)
+    user.write_text(
+        "bundle: mine\npresets:\n  - name: Search\n    mapping:\n      query: nosuch(a)\n"
+    )
+    with tiktok_available(), pytest.raises(MappingError, match=r"mine\.yaml \(preset 'Search'\)"):
+        Pipeline.from_presets([user])
