@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 import jmespath
@@ -408,3 +409,26 @@ def test_unsupported_nodes_fall_back_to_the_interpreter(functions):
         assert not hasattr(expression.search, "__source__"), text
         event = {"a": [{"b": 2}, {"b": 0}], "b": 1}
         assert expression.search(event) == jmespath.search(text, event, options=functions.options)
+
+
+def _example_events() -> list[Any]:
+    path = Path(__file__).resolve().parent.parent / "examples" / "events.ndjson"
+    if not path.exists():
+        return []
+    events = []
+    for line in path.read_text().splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue  # the file has deliberately broken lines for `destination run`
+    return events
+
+
+def test_compiled_mappings_equal_jmespath_on_the_example_events(functions):
+    events = _example_events()
+    assert len(events) > 50
+    config = resolve_presets(["default", "extended"])
+    mappings = [compile_mapping(config.mapping_for(p), functions) for p in config.presets]
+    for event in events:
+        for mapping in mappings:
+            assert mapping(event) == mapping.apply_slow(event)
