@@ -53,6 +53,8 @@ class ReceivedEvent:
 
 
 DuplicateKey = tuple[str, str, str]
+# (event_source, event_source_id, test_event_code, request_id, data[])
+_Batch = tuple[str, str, str | None, str, Sequence[dict[str, Any]]]
 
 
 class Recorder:
@@ -65,9 +67,12 @@ class Recorder:
 
     def reset(self) -> None:
         with self._lock:
-            self._events: deque[ReceivedEvent] = deque(maxlen=self.keep_events)
-            self._counts: Counter[str] = Counter()
-            self._seen: Counter[DuplicateKey] = Counter()
+            # Whole accepted requests are kept (one tuple each, not one object
+            # per event): cheap to append, expanded only when someone asks.
+            self._batches: deque[_Batch] = deque()
+            self._stored = 0
+            self._counts: dict[str, int] = {}
+            self._seen: dict[DuplicateKey, int] = {}
             self._answers: Counter[str] = Counter()
             self._requests = 0
             self._accepted = 0
@@ -94,16 +99,22 @@ class Recorder:
             self._accepted += len(data)
             counts = self._counts
             seen = self._seen
-            events = self._events
             for item in data:
                 name = item["event"]
-                counts[name] += 1
+                counts[name] = counts.get(name, 0) + 1
                 event_id = item.get("event_id")
                 if event_id is not None:
-                    seen[(event_source_id, name, event_id)] += 1
-                events.append(
-                    ReceivedEvent(event_source, event_source_id, test_event_code, request_id, item)
-                )
+                    key = (event_source_id, name, event_id)
+                    seen[key] = seen.get(key, 0) + 1
+            keep = self.keep_events
+            if keep == 0:
+                return
+            batches = self._batches
+            batches.append((event_source, event_source_id, test_event_code, request_id, data))
+            self._stored += len(data)
+            if keep is not None:
+                while self._stored - len(batches[0][4]) >= keep:
+                    self._stored -= len(batches.popleft()[4])
 
     @property
     def requests(self) -> int:
@@ -116,10 +127,18 @@ class Recorder:
             return self._accepted
 
     def events(self, event_source_id: str | None = None) -> list[ReceivedEvent]:
+        """The accepted events still kept (the latest ``keep_events``), oldest first."""
         with self._lock:
-            if event_source_id is None:
-                return list(self._events)
-            return [e for e in self._events if e.event_source_id == event_source_id]
+            batches = list(self._batches)
+            excess = 0 if self.keep_events is None else max(0, self._stored - self.keep_events)
+        events = [
+            ReceivedEvent(source, source_id, test_code, request_id, item)
+            for source, source_id, test_code, request_id, data in batches
+            for item in data
+        ][excess:]
+        if event_source_id is None:
+            return events
+        return [e for e in events if e.event_source_id == event_source_id]
 
     def counts(self) -> dict[str, int]:
         with self._lock:
@@ -141,7 +160,9 @@ class Recorder:
             return {
                 "requests": self._requests,
                 "events": self._accepted,
-                "stored_events": len(self._events),
+                "stored_events": min(
+                    self._stored, self._stored if self.keep_events is None else self.keep_events
+                ),
                 "counts": dict(self._counts),
                 "answers": dict(self._answers),
                 "duplicates": [

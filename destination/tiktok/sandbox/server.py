@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hmac
 import json
 import logging
@@ -26,7 +27,7 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
 from types import TracebackType
@@ -43,7 +44,10 @@ __all__ = ["SANDBOX_TOKEN", "TRACK_PATH", "Sandbox"]
 TRACK_PATH: Final = "/open_api/v1.3/event/track/"
 SANDBOX_TOKEN: Final = "sandbox-token"
 MAX_BODY_BYTES: Final = 32 * 1024 * 1024
-MAX_HEADER_BYTES: Final = 64 * 1024
+# StreamReader's limit: the longest request head accepted, and (doubled) how
+# much may be buffered before reading pauses. 64 KiB (the default) makes a
+# 1 MB body arrive in many pause/resume rounds; 1 MiB costs nothing more.
+STREAM_LIMIT: Final = 1024 * 1024
 
 log = logging.getLogger("destination.sandbox")
 
@@ -132,6 +136,25 @@ async def _read_request(reader: asyncio.StreamReader, max_body: int) -> _Request
 
 def _new_request_id() -> str:
     return time.strftime("%Y%m%d%H%M%S", time.gmtime()) + secrets.token_hex(10).upper()
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Hold the cyclic GC while a request body becomes ~30,000 objects.
+
+    json.loads of a 1000-event batch otherwise triggers dozens of young
+    collections and, as the heap grows by a third per batch, frequent full
+    ones: half of the parse time. A JSON tree has no reference cycles, so
+    nothing is lost by collecting once afterwards. Only re-enabled if it was
+    enabled, so a host that disabled the GC keeps it disabled.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _reject_constant(name: str) -> Any:
@@ -290,7 +313,7 @@ class Sandbox:
         try:
             try:
                 server = loop.run_until_complete(
-                    asyncio.start_server(self._serve, self.host, self.port, limit=MAX_HEADER_BYTES)
+                    asyncio.start_server(self._serve, self.host, self.port, limit=STREAM_LIMIT)
                 )
             except BaseException as exc:
                 self._startup_error = exc
@@ -398,7 +421,8 @@ class Sandbox:
         if fault is not None:
             return await self._inject(fault, request, reader, writer)
         request_id = _new_request_id()
-        code, message, accepted = self._check(request, request_id)
+        with _gc_paused():
+            code, message, accepted = self._check(request, request_id)
         if code:  # accepted requests are counted by the recorder itself
             self.recorder.answer(str(code))
         if log.isEnabledFor(logging.INFO):
