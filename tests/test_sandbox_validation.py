@@ -324,9 +324,13 @@ def mutated_batches(draw: st.DrawFn) -> dict[str, Any]:
     for n in range(draw(st.integers(1, 4))):
         event = good_event(n)
         for _ in range(draw(st.integers(0, 2))):
-            path = draw(st.sampled_from(PATHS))
+            if draw(st.booleans()):  # a known-bad value for its field
+                path, value, _ = draw(st.sampled_from(EVENT_RULES))
+            else:  # anything anywhere
+                path = draw(st.sampled_from(PATHS))
+                value = draw(st.one_of(VALUES, st.just(DELETE)))
             try:
-                event = put(event, path, draw(st.one_of(VALUES, st.just(DELETE))))
+                event = put(event, path, value)
             except (KeyError, TypeError, IndexError, ValueError):
                 pass  # the parent was replaced by a non-container earlier
         data.append(event)
