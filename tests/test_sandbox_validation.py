@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -271,9 +272,9 @@ def test_crm_events_need_a_lead_id(client: httpx.Client) -> None:
     assert answer["message"] == "data.0.lead.lead_id: Missing data for required field"
     answer = post(client, body([{**event, "lead": {"lead_id": 5}}], event_source="crm"))
     assert answer["message"] == "data.0.lead.lead_id: Not a valid string"
-    assert post(client, body([{**event, "lead": {"lead_id": "L1"}}], event_source="crm"))[
-        "code"
-    ] == 0
+    assert (
+        post(client, body([{**event, "lead": {"lead_id": "L1"}}], event_source="crm"))["code"] == 0
+    )
 
 
 @pytest.mark.parametrize("source", ["web", "app", "offline", "crm"])
@@ -329,10 +330,9 @@ def mutated_batches(draw: st.DrawFn) -> dict[str, Any]:
             else:  # anything anywhere
                 path = draw(st.sampled_from(PATHS))
                 value = draw(st.one_of(VALUES, st.just(DELETE)))
-            try:
+            # The parent may have been replaced by a non-container earlier.
+            with contextlib.suppress(KeyError, TypeError, IndexError, ValueError):
                 event = put(event, path, value)
-            except (KeyError, TypeError, IndexError, ValueError):
-                pass  # the parent was replaced by a non-container earlier
         data.append(event)
     return body(data, event_source=draw(st.sampled_from(["web", "crm"])))
 
