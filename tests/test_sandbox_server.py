@@ -169,6 +169,8 @@ def test_gzip_bodies(client: httpx.Client, sandbox: Sandbox) -> None:
     answer = client.post(TRACK_PATH, content=b"not gzip", headers={"Content-Encoding": "gzip"})
     assert answer.json()["code"] == 40002
     assert answer.json()["message"] == "Request body is not valid gzip"
+    answer = client.post(TRACK_PATH, content=body[:-12], headers={"Content-Encoding": "gzip"})
+    assert answer.json()["message"] == "Request body is not valid gzip (truncated)"
     answer = client.post(TRACK_PATH, content=b"{}", headers={"Content-Encoding": "br"})
     assert answer.json()["message"] == "Unsupported Content-Encoding: br"
 

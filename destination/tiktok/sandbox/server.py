@@ -450,6 +450,8 @@ class Sandbox:
                 return 40002, "Request body is not valid gzip", None
             if len(body) > self.max_body_bytes or inflater.unconsumed_tail:
                 return 40002, "Request body is too large once decompressed", None
+            if not inflater.eof:
+                return 40002, "Request body is not valid gzip (truncated)", None
         elif encoding != "identity":
             return 40002, f"Unsupported Content-Encoding: {encoding}", None
         try:
