@@ -82,6 +82,16 @@ def _post_loop(base_url: str, bodies: list[bytes], deadline: float, sent: list[i
             i += 1
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User+system CPU time of a process (Linux /proc), to measure under contention."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _start_subprocess() -> tuple[subprocess.Popen[str], str]:
     code = (
         "import signal, sys, threading\n"
@@ -107,7 +117,8 @@ def main() -> None:
 
     bodies = [make_batch(b) for b in range(8)]
     print(f"batch: 1000 events, {len(bodies[0]) / 1024:.0f} KiB of JSON")
-    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, load average {load}")
 
     box: Sandbox | None = None
     proc: subprocess.Popen[str] | None = None
@@ -120,6 +131,7 @@ def main() -> None:
         _post_loop(url, bodies[:1], time.perf_counter() + 0.5, [0])  # warm up
         httpx.post(url + "/sandbox/reset")
         counters = [[0] for _ in range(args.clients)]
+        cpu_before = _cpu_seconds(proc.pid) if proc else None
         start = time.perf_counter()
         deadline = start + args.seconds
         threads = [
@@ -132,6 +144,7 @@ def main() -> None:
             t.join()
         elapsed = time.perf_counter() - start
         sent = [sum(c[0] for c in counters)]
+        cpu_after = _cpu_seconds(proc.pid) if proc else None
         stats = httpx.get(url + "/sandbox/stats").json()
     finally:
         if box is not None:
@@ -145,6 +158,11 @@ def main() -> None:
     print(f"sandbox ({mode}), {args.clients} clients, {elapsed:.1f} s:")
     print(f"  {sent[0] / elapsed:,.0f} events/s accepted and validated")
     print(f"  {sent[0] / 1000 / elapsed:,.1f} requests/s of 1000 events")
+    if cpu_before is not None and cpu_after is not None and cpu_after > cpu_before:
+        # Throughput depends on what else the 2 cores run; CPU per request does not.
+        per_request = (cpu_after - cpu_before) / (sent[0] / 1000)
+        print(f"  sandbox CPU: {per_request * 1000:.1f} ms per 1000-event request")
+        print(f"  capacity: {1 / per_request * 1000:,.0f} events per CPU-second of the sandbox")
 
 
 if __name__ == "__main__":
