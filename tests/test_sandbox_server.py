@@ -93,9 +93,21 @@ def test_port_in_use_raises_at_start(sandbox: Sandbox) -> None:
     assert len(sandbox_threads()) == 1
 
 
-def test_needs_a_token() -> None:
+def test_needs_a_token_and_sane_arguments() -> None:
     with pytest.raises(ValueError):
         Sandbox(tokens=[])
+    with pytest.raises(ValueError):
+        Sandbox(keep_events=-1)
+
+
+def test_a_lone_string_is_one_token_pixel_or_fault() -> None:
+    with Sandbox(tokens="tok", pixels="PIXEL1", faults="script:503") as box:
+        assert box.pixels == frozenset({"PIXEL1"})
+        with httpx.Client(base_url=box.url, headers={"Access-Token": "tok"}) as http:
+            assert http.post(TRACK_PATH, json=batch(("A", "1"))).status_code == 503
+            assert http.post(TRACK_PATH, json=batch(("A", "1"))).json()["code"] == 0
+        box.set_faults("500")
+        assert box.faults is not None and len(box.faults.faults) == 1
 
 
 def test_repr_and_logs_never_show_the_token(caplog: pytest.LogCaptureFixture) -> None:

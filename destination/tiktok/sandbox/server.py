@@ -181,6 +181,15 @@ class Sandbox:
         keep_events: int | None = 100_000,
         max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
+        # A lone string is one token / pixel / spec, never its characters.
+        if isinstance(tokens, str):
+            tokens = (tokens,)
+        if isinstance(pixels, str):
+            pixels = (pixels,)
+        if isinstance(faults, str):
+            faults = (faults,)
+        if keep_events is not None and keep_events < 0:
+            raise ValueError(f"keep_events must be >= 0 or None, not {keep_events}")
         self.host = host
         self.port = port
         self._tokens = tuple(t.encode() for t in tokens if t)
@@ -265,6 +274,8 @@ class Sandbox:
         """Replace the fault plan: a :class:`FaultPlan`, ``--fault`` specs, or None."""
         if faults is None or isinstance(faults, FaultPlan):
             self._plan = faults
+        elif isinstance(faults, str):
+            self._plan = FaultPlan.parse([faults], seed=seed)
         else:
             self._plan = FaultPlan.parse(faults, seed=seed)
 
