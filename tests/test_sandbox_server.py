@@ -332,3 +332,38 @@ def test_many_concurrent_clients_lose_nothing(sandbox: Sandbox) -> None:
     assert sandbox.counts() == {"E": 800}
     assert sandbox.duplicates() == {}
     assert len({e.event_id for e in sandbox.events()}) == 800
+
+
+def test_expect_100_continue(sandbox: Sandbox) -> None:
+    body = json.dumps(batch(("A", "1"))).encode()
+    head = _raw("POST", TRACK_PATH, b"", "Expect: 100-continue\r\n").replace(
+        b"Content-Length: 0", f"Content-Length: {len(body)}".encode()
+    )
+    with socket.create_connection((sandbox.host, sandbox.port), timeout=5) as sock:
+        sock.sendall(head)
+        assert _read_response_head(sock) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(body)
+        status, _, payload = _read_response(sock)
+        assert (status, json.loads(payload)["code"]) == (200, 0)
+
+
+def _read_response_head(sock: socket.socket) -> bytes:
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        head += sock.recv(1)
+    return head
+
+
+def test_an_internal_error_is_logged_not_disguised(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(sandbox, "_check", broken)
+    with httpx.Client(base_url=sandbox.url, headers=HEADERS) as http:
+        with pytest.raises(httpx.RemoteProtocolError):
+            http.post(TRACK_PATH, json=batch(("A", "1")))
+        monkeypatch.undo()
+        assert http.post(TRACK_PATH, json=batch(("A", "1"))).json()["code"] == 0
+    assert any("internal error" in r.getMessage() for r in caplog.records)

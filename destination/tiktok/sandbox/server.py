@@ -91,7 +91,9 @@ async def _read_chunked(reader: asyncio.StreamReader, limit: int) -> bytes:
             raise _HttpError(400, "bad chunk terminator")
 
 
-async def _read_request(reader: asyncio.StreamReader, max_body: int) -> _Request | None:
+async def _read_request(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, max_body: int
+) -> _Request | None:
     """Read one request; None when the client closed the connection between requests."""
     try:
         head = await reader.readuntil(b"\r\n\r\n")
@@ -118,6 +120,8 @@ async def _read_request(reader: asyncio.StreamReader, max_body: int) -> _Request
         headers[name.strip().lower()] = value.strip()
     connection = headers.get("connection", "").lower()
     keep_alive = connection != "close" if version == "HTTP/1.1" else connection == "keep-alive"
+    if headers.get("expect", "").lower() == "100-continue":  # curl, for bodies > 1 KiB
+        writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
     if "chunked" in headers.get("transfer-encoding", "").lower():
         body = await _read_chunked(reader, max_body)
     else:
@@ -354,7 +358,7 @@ class Sandbox:
         try:
             while True:
                 try:
-                    request = await _read_request(reader, self.max_body_bytes)
+                    request = await _read_request(reader, writer, self.max_body_bytes)
                 except _HttpError as exc:
                     await self._send(writer, exc.status, str(exc).encode(), "text/plain", False)
                     return
@@ -363,6 +367,9 @@ class Sandbox:
                 if not await self._dispatch(request, reader, writer):
                     return
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            return
+        except Exception:  # a sandbox bug: say so loudly, never pass it off as a fault
+            log.exception("sandbox: internal error; closing the connection")
             return
         finally:
             self._connections.discard(task)
