@@ -203,7 +203,7 @@ def parse_fault(spec: str) -> Fault | list[Fault]:
     )
 
 
-@dataclass
+@dataclass(eq=False)  # it carries state; two plans are never "equal"
 class FaultPlan:
     """Which faults to inject, and the state (script position, random stream) to do it.
 
