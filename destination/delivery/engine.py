@@ -23,7 +23,6 @@ which the destination deduplicates.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
 import threading
@@ -183,6 +182,7 @@ class DeliveryEngine:
         self._flushing = 0
         self._stop_reason: str | None = None
         self._closed = False
+        self._closing = False
         self._accepting = True
         load_plugins()
         self._loop = asyncio.new_event_loop()
@@ -300,7 +300,7 @@ class DeliveryEngine:
     async def _pump(self) -> None:
         batcher = self._batcher
         claim_size = self.options.batch_size
-        while True:
+        while not self._closing:
             more = False
             if self._stop_reason is None:
                 room = self._window - len(self._claimed)
@@ -334,8 +334,12 @@ class DeliveryEngine:
             next_due = self.queue.next_due()
             if next_due is not None:
                 timeout = min(timeout, max(0.0, next_due - time.time()))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.001))
+        # call_later rather than wait_for: wait_for can swallow a cancellation (bpo-42130).
+        timer = asyncio.get_running_loop().call_later(max(timeout, 0.001), self._wake.set)
+        try:
+            await self._wake.wait()
+        finally:
+            timer.cancel()
         self._wake.clear()
 
     def _spawn(self, batch: Batch) -> None:
@@ -367,10 +371,12 @@ class DeliveryEngine:
             flushed = await asyncio.wait_for(self._flush(), timeout)
         except TimeoutError:
             flushed = False
-        self._pump_task.cancel()
+        self._closing = True
+        self._wake.set()
+        await self._pump_task
         for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(self._pump_task, *self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._batcher.drain()
         if self._claimed:
             self.queue.release(list(self._claimed))
