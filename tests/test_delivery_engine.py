@@ -95,9 +95,7 @@ def test_routes_never_share_a_request(tmp_path):
 
     server.answer = answer  # type: ignore[method-assign]
     with make_engine(server, tmp_path) as engine:
-        engine.submit_many(
-            [(route(source_id=f"P{i % 3}"), item(i), f"e{i}") for i in range(90)]
-        )
+        engine.submit_many([(route(source_id=f"P{i % 3}"), item(i), f"e{i}") for i in range(90)])
         assert engine.flush(timeout=10)
     assert len(server.received) == 90
     assert all(len(s) == 1 for s in seen)
@@ -115,7 +113,15 @@ def test_thirty_percent_faults_every_event_delivered(tmp_path):
     # Only a lost acknowledgement re-sends, and only its own batch.
     duplicates = sum(n - 1 for n in server.received.values())
     assert duplicates <= server.faults["lost-ack"] * 50
-    assert set(server.faults) == {"reset", "timeout", "429", "500", "throttle", "system", "lost-ack"}
+    assert set(server.faults) == {
+        "reset",
+        "timeout",
+        "429",
+        "500",
+        "throttle",
+        "system",
+        "lost-ack",
+    }
     assert stats["retried"] > 0 and stats["dead_lettered"] == 0 and stats["pending"] == 0
 
 
