@@ -368,3 +368,26 @@ def test_transport_errors_and_unexpected_executor_errors_are_retried(tmp_path):
                 break
             threading.Event().wait(0.01)
         assert engine.stats()["delivered"] == 1 and engine.stats()["retried"] == 2
+
+
+class _BrokenDestination(FakeDestination):
+    def build_request(self, settings, route, items):
+        raise TypeError(f"expected settings object, got token {settings['token']}")
+
+
+def test_a_destination_bug_stops_delivery_and_keeps_events(tmp_path):
+    engine = DeliveryEngine(
+        _BrokenDestination(),
+        {"token": TOKEN},
+        queue=SqliteQueue(tmp_path / "o.sqlite3"),
+        executor=HttpExecutor(transport=FakeServer().transport()),
+        options=DeliveryOptions(linger=0.0),
+    )
+    with engine:
+        engine.submit_many(events(5))
+        assert engine.flush(timeout=5) is False
+        assert engine.stopped and "could not build the request: TypeError" in str(
+            engine.stop_reason
+        )
+        assert TOKEN not in str(engine.stop_reason)
+        assert engine.stats()["pending"] == 5

@@ -390,6 +390,14 @@ class DeliveryEngine:
     # -- one batch -------------------------------------------------------------------------
 
     async def _deliver(self, entries: list[Entry]) -> None:
+        try:
+            await self._deliver_batch(entries)
+        except Exception:
+            # Never strand claimed entries: give back whatever this batch still holds.
+            self._release(entries)
+            raise
+
+    async def _deliver_batch(self, entries: list[Entry]) -> None:
         if not entries:
             return
         if self._stop_reason is not None:
@@ -416,7 +424,7 @@ class DeliveryEngine:
             self._resolve_dead(entries, verdict, ResultOutcome.REJECTED, verdict.message)
         else:
             for part in self._split(entries, verdict.index):
-                await self._deliver(part)
+                await self._deliver_batch(part)
 
     @staticmethod
     def _split(entries: list[Entry], index: int | None) -> list[list[Entry]]:
@@ -441,6 +449,9 @@ class DeliveryEngine:
             return Verdict(Outcome.STOP, message=self._redact(str(exc)))
         except DestinationError as exc:
             return Verdict(Outcome.REJECTED, message=self._redact(str(exc)))
+        except Exception as exc:  # a bug or wrong settings: stop, keep everything queued
+            message = f"could not build the request: {type(exc).__name__}: {exc}"
+            return Verdict(Outcome.STOP, message=self._redact(message))
         try:
             response = await self.executor.send(request)
         except TransportError as exc:

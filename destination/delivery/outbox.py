@@ -193,8 +193,9 @@ def _chunks(seqs: Sequence[int]) -> Iterable[Sequence[int]]:
         yield seqs[start : start + _CHUNK]
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+# One encoder, built once: json.dumps with options builds a new one per call.
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_loads = json.JSONDecoder().decode
 
 
 class SqliteQueue:
@@ -317,7 +318,7 @@ class SqliteQueue:
                     seq=row[0],
                     event_id=row[1],
                     route=self._route(row[2]),
-                    item=json.loads(row[3]),
+                    item=_loads(row[3]),
                     enqueued_at=row[4],
                     attempts=row[5],
                     next_attempt_at=row[6],
@@ -387,7 +388,7 @@ class SqliteQueue:
                     seq=row[0],
                     event_id=row[1],
                     route=self._route(row[2]),
-                    item=json.loads(row[3]),
+                    item=_loads(row[3]),
                     enqueued_at=row[4],
                     attempts=row[5],
                     reason=row[6],
