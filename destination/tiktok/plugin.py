@@ -6,6 +6,12 @@ from importlib.resources import files
 from typing import Any
 
 from ..hookspecs import hookimpl
+from .destination import TikTokDestination
+
+
+@hookimpl
+def register_destinations(register: Any) -> None:
+    register(TikTokDestination())
 
 
 @hookimpl

@@ -1,0 +1,125 @@
+"""The three TikTok actions: report a web, an offline or a CRM (lead) event.
+
+They differ only in their event source, the setting holding its
+event_source_id, and what each requires (items.py holds the shared rules).
+``build`` returns the ``(route, item)`` pair the framework contract asks for;
+the pair is a :class:`Built`, which also carries the event's warnings, so a
+caller that wants them reads ``built.warnings`` and one that does not simply
+unpacks two values.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ClassVar
+
+from ..actions import Action, Route
+from ..errors import SettingsError
+from .items import PayloadWarning, build_item
+from .schemas import load_schema
+from .settings import SOURCE_ID_SETTING, TikTokSettings
+
+__all__ = [
+    "Built",
+    "ReportCrmEvent",
+    "ReportOfflineEvent",
+    "ReportWebEvent",
+    "TikTokAction",
+]
+
+Clock = Callable[[], float]
+
+
+class Built(tuple[Route, dict[str, Any]]):
+    """``(route, item)``, plus ``warnings``: what was dropped or doubtful in this event."""
+
+    warnings: tuple[PayloadWarning, ...]
+
+    def __new__(
+        cls, route: Route, item: dict[str, Any], warnings: Iterable[PayloadWarning] = ()
+    ) -> Built:
+        built = super().__new__(cls, (route, item))
+        built.warnings = tuple(warnings)
+        return built
+
+    def __getnewargs__(self) -> tuple[Any, ...]:
+        # pickle/copy rebuild through __new__; keep the warnings with the pair.
+        return (self[0], self[1], self.warnings)
+
+    @property
+    def route(self) -> Route:
+        return self[0]
+
+    @property
+    def item(self) -> dict[str, Any]:
+        return self[1]
+
+
+class TikTokAction(Action):
+    """Shared by the three actions; subclasses set the event source."""
+
+    event_source: ClassVar[str]
+    schema_name: ClassVar[str]
+
+    def __init__(self, clock: Clock = time.time) -> None:
+        #: Unix-seconds clock for the age check; tests inject a fixed one.
+        self.clock = clock
+
+    def build(self, payload: dict[str, Any], settings: Any) -> Built:
+        """Normalise, hash and shape ``payload``; raise PayloadError naming event and field.
+
+        Raises SettingsError when the event_source_id for this action's source
+        is not configured (that is the operator's problem, not the event's).
+        """
+        if not isinstance(settings, TikTokSettings):
+            raise TypeError(f"expected TikTokSettings, got {type(settings).__name__}")
+        source_id = settings.event_source_id(self.event_source)
+        if not source_id:
+            setting = SOURCE_ID_SETTING[self.event_source]
+            raise SettingsError([f"{setting}: required by the action tiktok.{self.name}"])
+        item, warnings = build_item(
+            payload, settings, event_source=self.event_source, now=self.clock()
+        )
+        route = Route(
+            destination="tiktok",
+            url=settings.track_url,
+            event_source=self.event_source,
+            event_source_id=source_id,
+            test_event_code=settings.test_event_code,
+        )
+        return Built(route, item, warnings)
+
+
+def _schema(name: str) -> Mapping[str, Any]:
+    return load_schema(f"tiktok_{name}")
+
+
+class ReportWebEvent(TikTokAction):
+    """A website conversion (event_source web, event_source_id = pixel_code)."""
+
+    name = "report_web_event"
+    title = "Report Web Event"
+    event_source = "web"
+    payload_schema = _schema("report_web_event")
+    default_mapping = "tiktok/report_web_event"
+
+
+class ReportOfflineEvent(TikTokAction):
+    """An in-store or phone-order conversion: standard names only, email or phone needed."""
+
+    name = "report_offline_event"
+    title = "Report Offline Event"
+    event_source = "offline"
+    payload_schema = _schema("report_offline_event")
+    default_mapping = "tiktok/report_offline_event"
+
+
+class ReportCrmEvent(TikTokAction):
+    """A lead's progress in a CRM (event_source crm): lead_id needed."""
+
+    name = "report_crm_event"
+    title = "Report CRM Event"
+    event_source = "crm"
+    payload_schema = _schema("report_crm_event")
+    default_mapping = "tiktok/report_crm_event"
