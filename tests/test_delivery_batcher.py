@@ -16,7 +16,7 @@ ROUTES = [route(source_id=f"P{i}") for i in range(3)]
 
 
 def entry(seq: int, size: int = 100, r: int = 0) -> Entry:
-    return Entry(seq, f"e{seq}", ROUTES[r], {}, 0.0, size=size)
+    return Entry(seq, f"e{seq}", ROUTES[r], "{}", 0.0, size=size)
 
 
 @settings(max_examples=200, deadline=None)

@@ -442,8 +442,8 @@ class DeliveryEngine:
     async def _attempt(self, route: Route, entries: list[Entry]) -> Verdict:
         """Build, send and classify; every failure becomes a Verdict, never an exception."""
         try:
-            request = self.destination.build_request(
-                self._settings, route, [e.item for e in entries]
+            request = self.destination.build_request_json(
+                self._settings, route, [e.item_json for e in entries]
             )
         except ConfigurationError as exc:
             return Verdict(Outcome.STOP, message=self._redact(str(exc)))

@@ -54,12 +54,19 @@ class Entry:
     seq: int
     event_id: str
     route: Route
-    item: dict[str, Any]
+    #: the wire item as stored: compact JSON, spliced into the request body as is
+    item_json: str
     enqueued_at: float
     attempts: int = 0
     next_attempt_at: float = 0.0
     last_error: str | None = None
-    size: int = 0  # bytes of the item's compact JSON, for the batcher's byte cap
+    size: int = 0  # bytes of item_json, for the batcher's byte cap
+
+    @property
+    def item(self) -> dict[str, Any]:
+        """The wire item, decoded (a new dict on each access)."""
+        value: dict[str, Any] = _loads(self.item_json)
+        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,7 +325,7 @@ class SqliteQueue:
                     seq=row[0],
                     event_id=row[1],
                     route=self._route(row[2]),
-                    item=_loads(row[3]),
+                    item_json=row[3],
                     enqueued_at=row[4],
                     attempts=row[5],
                     next_attempt_at=row[6],
