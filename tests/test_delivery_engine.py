@@ -391,3 +391,16 @@ def test_a_destination_bug_stops_delivery_and_keeps_events(tmp_path):
         )
         assert TOKEN not in str(engine.stop_reason)
         assert engine.stats()["pending"] == 5
+
+
+def test_async_entry_points(tmp_path):
+    server = FakeServer()
+    engine = make_engine(server, tmp_path)
+
+    async def host() -> tuple[int, bool]:
+        stored = await engine.asubmit_many(events(30))
+        return stored, await engine.aflush(timeout=10)
+
+    with engine:
+        assert asyncio.run(host()) == (30, True)
+    assert len(server.received) == 30

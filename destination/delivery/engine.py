@@ -208,6 +208,14 @@ class DeliveryEngine:
             self._loop.call_soon_threadsafe(self._wake.set)
         return stored
 
+    async def asubmit_many(self, events: Iterable[tuple[Route, dict[str, Any], str]]) -> int:
+        """``submit_many`` for async callers (an ingest server): the write runs in a thread."""
+        return await asyncio.to_thread(self.submit_many, list(events))
+
+    async def aflush(self, timeout: float | None = None) -> bool:
+        """``flush`` for async callers; does not block their event loop."""
+        return await asyncio.to_thread(self.flush, timeout)
+
     def flush(self, timeout: float | None = None) -> bool:
         """Send everything due now, ignoring linger; True when nothing due is left unsent.
 
