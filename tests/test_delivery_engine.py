@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -404,3 +405,31 @@ def test_async_entry_points(tmp_path):
     with engine:
         assert asyncio.run(host()) == (30, True)
     assert len(server.received) == 30
+
+
+class _FlakyQueue(SqliteQueue):
+    """Claims fail twice, as when another process holds the database locked."""
+
+    failures = 2
+
+    def claim(self, limit, now=None):
+        if self.failures:
+            self.failures -= 1
+            raise sqlite3.OperationalError("database is locked")
+        return super().claim(limit, now)
+
+
+def test_outbox_read_errors_are_logged_and_retried(tmp_path, caplog):
+    server = FakeServer()
+    engine = DeliveryEngine(
+        FakeDestination(),
+        {"token": TOKEN},
+        queue=_FlakyQueue(tmp_path / "o.sqlite3"),
+        executor=HttpExecutor(transport=server.transport()),
+        options=DeliveryOptions(linger=0.0, poll_interval=0.05),
+    )
+    with caplog.at_level(logging.ERROR, logger="destination.delivery"), engine:
+        engine.submit_many(events(10))
+        assert engine.flush(timeout=10)
+    assert len(server.received) == 10
+    assert "reading the outbox failed" in caplog.text and "database is locked" in caplog.text

@@ -23,6 +23,7 @@ which the destination deduplicates.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import threading
@@ -205,7 +206,8 @@ class DeliveryEngine:
         stored = self.queue.put_many(events)
         if stored:
             self.counters.add(accepted=stored)
-            self._loop.call_soon_threadsafe(self._wake.set)
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: stored anyway
+                self._loop.call_soon_threadsafe(self._wake.set)
         return stored
 
     async def asubmit_many(self, events: Iterable[tuple[Route, dict[str, Any], str]]) -> int:
@@ -306,32 +308,48 @@ class DeliveryEngine:
         return next_due is None or next_due > time.time()
 
     async def _pump(self) -> None:
-        batcher = self._batcher
-        claim_size = self.options.batch_size
         while not self._closing:
-            more = False
-            if self._stop_reason is None:
-                room = self._window - len(self._claimed)
-                if room > 0:
-                    entries = self.queue.claim(min(room, claim_size))
-                    more = len(entries) == min(room, claim_size)
-                    now = time.monotonic()
-                    for entry in entries:
-                        self._claimed[entry.seq] = entry
-                        for batch in batcher.add(entry, now):
-                            self._spawn(batch)
-                if self._flushing or not more:
-                    for batch in (
-                        batcher.drain() if self._flushing else batcher.due(time.monotonic())
-                    ):
-                        self._spawn(batch)
-            elif len(batcher):
-                for batch in batcher.drain():
-                    self._release(batch.entries)
+            try:
+                more = self._pump_once()
+            except Exception as exc:
+                # e.g. the outbox locked by a long transaction elsewhere: try again later.
+                log.error("delivery: reading the outbox failed: %s", self._redact(repr(exc)))
+                more = False
             if more:
                 await asyncio.sleep(0)  # let sends progress between claims
                 continue
             await self._sleep()
+
+    def _pump_once(self) -> bool:
+        """Claim what fits in the window and start the batches that are ready.
+
+        Returns True when the claim was full, i.e. more may be due right away.
+        """
+        batcher = self._batcher
+        if self._stop_reason is not None:
+            for batch in batcher.drain():  # stopped: give back what waits to be batched
+                self._release(batch.entries)
+            return False
+        more = False
+        room = self._window - len(self._claimed)
+        if room > 0:
+            want = min(room, self.options.batch_size)
+            entries = self.queue.claim(want)
+            more = len(entries) == want
+            now = time.monotonic()
+            for entry in entries:
+                self._claimed[entry.seq] = entry
+                for batch in batcher.add(entry, now):
+                    self._spawn(batch)
+        if self._flushing:
+            ready = batcher.drain()
+        elif not more:
+            ready = batcher.due(time.monotonic())
+        else:
+            ready = []
+        for batch in ready:
+            self._spawn(batch)
+        return more
 
     async def _sleep(self) -> None:
         timeout = self.options.poll_interval
