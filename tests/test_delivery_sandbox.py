@@ -226,3 +226,29 @@ def test_expired_token_stops_clearly_and_drops_nothing(tmp_path):
         finally:
             engine.close()
         assert len({e.event_id for e in sandbox.events()}) == 500
+
+
+@pytest.mark.slow
+def test_cli_flush_delivers_a_stopped_outbox_with_settings_from_the_environment(
+    tmp_path, monkeypatch, capsys
+):
+    from destination.cli import main
+
+    outbox = tmp_path / "o.sqlite3"
+    with Sandbox(pixels=[PIXEL]) as sandbox:
+        engine = engine_for(sandbox, outbox, token="revoked-token-456")
+        engine.submit_many(built(settings_for(sandbox), 0, 250))
+        engine.flush(timeout=10)
+        assert engine.stopped
+        engine.close(timeout=1)
+        for name, value in {
+            "TIKTOK_ACCESS_TOKEN": sandbox.token,
+            "TIKTOK_PIXEL_CODE": PIXEL,
+            "TIKTOK_API_BASE_URL": sandbox.url,
+        }.items():
+            monkeypatch.setenv(name, value)
+        assert main(["outbox", "flush", "--outbox", str(outbox)]) == 0
+        assert "delivered 250," in capsys.readouterr().out
+        assert len({e.event_id for e in sandbox.events()}) == 250
+    assert main(["outbox", "status", "--json", "--outbox", str(outbox)]) == 0
+    assert '"pending": 0' in capsys.readouterr().out
