@@ -11,6 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from destination import hookimpl
 from destination.actions import Request
@@ -433,3 +435,21 @@ def test_outbox_read_errors_are_logged_and_retried(tmp_path, caplog):
         assert engine.flush(timeout=10)
     assert len(server.received) == 10
     assert "reading the outbox failed" in caplog.text and "database is locked" in caplog.text
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    size=st.integers(1, 60),
+    poison_at=st.sets(st.integers(0, 59), max_size=6),
+    name_index=st.booleans(),
+)
+def test_bisection_dead_letters_exactly_the_poison(tmp_path_factory, size, poison_at, name_index):
+    poison = {f"e{i}" for i in poison_at if i < size}
+    server = FakeServer(poison=poison, name_index=name_index)
+    with make_engine(server, tmp_path_factory.mktemp("bisect")) as engine:
+        engine.submit_many(events(size))
+        assert engine.flush(timeout=20)
+        dead = [d.event_id for d in engine.queue.dead_letters()]
+    assert sorted(dead) == sorted(poison)
+    assert set(server.received) == {f"e{i}" for i in range(size)} - poison
+    assert set(server.received.values()) <= {1}

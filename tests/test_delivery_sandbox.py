@@ -221,6 +221,9 @@ def test_expired_token_stops_clearly_and_drops_nothing(tmp_path):
             assert "40105" in reason and "access token" in reason
             assert "expired-token-123" not in reason
             assert engine.stats()["pending"] == 500 and sandbox.events() == []
+            for path in tmp_path.iterdir():  # hashed items only: no raw email, no token
+                data = path.read_bytes()
+                assert b"@example.com" not in data and b"expired-token-123" not in data
             engine.resume(settings_for(sandbox))
             wait_until_empty(engine, 30)
         finally:
