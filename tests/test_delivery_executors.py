@@ -146,3 +146,16 @@ def test_event_id_stable():
     assert event_id_for(a).startswith("h-") and len(event_id_for(a)) == 34
     assert event_id_for(a) != event_id_for({**a, "event": "Sell"})
     assert event_id_for({"messageId": "", "event": "x"}).startswith("h-")
+
+
+def test_make_executor_and_queue_by_name(tmp_path):
+    from destination.delivery import make_executor, make_queue
+
+    assert isinstance(make_executor("http", timeout=5), HttpExecutor)
+    assert isinstance(make_executor("file", path=tmp_path / "r.ndjson"), FileExecutor)
+    queue = make_queue("sqlite", path=tmp_path / "o.sqlite3")
+    queue.close()
+    with pytest.raises(ConfigurationError, match=r"unknown executor 'carrier-pigeon'.*dry-run"):
+        make_executor("carrier-pigeon")
+    with pytest.raises(ConfigurationError, match=r"queue 'sqlite': bad options"):
+        make_queue("sqlite", colour="blue")

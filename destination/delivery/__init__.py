@@ -23,6 +23,7 @@ from .executors import (
     Response,
     TransportError,
 )
+from .factories import make_executor, make_queue
 from .outbox import (
     DEFAULT_OUTBOX_PATH,
     DeadLetter,
@@ -61,4 +62,6 @@ __all__ = [
     "TokenBucket",
     "TransportError",
     "event_id_for",
+    "make_executor",
+    "make_queue",
 ]

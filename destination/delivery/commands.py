@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import DestinationError
 from ..plugins import collect_registry
 from .engine import DeliveryEngine, DeliveryOptions
+from .factories import make_executor
 from .outbox import DEFAULT_OUTBOX_PATH, SqliteQueue
 
 __all__ = ["DEFAULT_OUTBOX_PATH", "dead_letters", "flush", "replay", "status"]
@@ -120,12 +121,8 @@ def flush(args: argparse.Namespace) -> int:
         if destination is None:
             known = ", ".join(sorted(registry.destinations)) or "none"
             raise _Usage(f"unknown destination {args.destination!r} (registered: {known})")
-        factory = registry.executors.get(args.executor)
-        if factory is None:
-            known = ", ".join(sorted(registry.executors))
-            raise _Usage(f"unknown executor {args.executor!r} (registered: {known})")
         settings: Any = destination.load_settings({}, os.environ)
-        executor = factory()
+        executor = make_executor(args.executor)
     except (_Usage, DestinationError) as exc:
         queue.close()
         return _fail(str(exc).replace("\n", " "), 2)
