@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_outbox(sub)
+    _add_sandbox(sub)
     return parser
 
 
@@ -61,6 +62,103 @@ def _add_outbox(subparsers: Any) -> None:
     flush.add_argument("--executor", default="http", help="executor (default: http)")
     flush.add_argument("--timeout", type=float, default=60.0, help="seconds (default: 60)")
     flush.set_defaults(handler=commands.flush)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is not between 0 and 65535")
+    return port
+
+
+def _add_sandbox(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "sandbox",
+        help="run the local TikTok Events API emulator",
+        description="Run a local emulator of TikTok's POST /open_api/v1.3/event/track/ "
+        "until Ctrl-C or SIGTERM. See docs/sandbox.md.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=_port, default=8077, help="port (0: any free port)")
+    parser.add_argument(
+        "--token", action="append", help="accepted Access-Token (repeatable; default sandbox-token)"
+    )
+    parser.add_argument(
+        "--pixel", action="append", help="known event_source_id (repeatable; default: any)"
+    )
+    parser.add_argument(
+        "--fault", action="append", default=[], metavar="SPEC", help="fault to inject (repeatable)"
+    )
+    parser.add_argument("--seed", type=int, help="seed for probabilistic faults")
+    parser.add_argument(
+        "--rate-limit", type=float, metavar="RPS", help="requests per second per pixel (40100)"
+    )
+    parser.add_argument(
+        "--keep-events", type=int, default=100_000, metavar="N", help="events kept for inspection"
+    )
+    parser.add_argument("--quiet", action="store_true", help="do not log each request")
+    parser.set_defaults(handler=_run_sandbox)
+
+
+def _run_sandbox(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+    import threading
+
+    from .errors import ConfigurationError
+    from .tiktok.sandbox import SANDBOX_TOKEN, FaultPlan, Sandbox
+
+    try:
+        box = Sandbox(
+            args.host,
+            args.port,
+            tokens=args.token or [SANDBOX_TOKEN],
+            pixels=args.pixel,
+            faults=FaultPlan.parse(args.fault, seed=args.seed) if args.fault else None,
+            rate_limit_rps=args.rate_limit,
+            keep_events=max(0, args.keep_events),
+        ).start()
+    except (ConfigurationError, ValueError) as exc:
+        print(f"destination sandbox: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(
+            f"destination sandbox: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"TikTok Events API sandbox listening on {box.url}")
+    print(f"  endpoint:     POST {box.track_url}")
+    print(f"  access token: {box.token}")
+    print(f"  pixels:       {', '.join(sorted(box.pixels)) if box.pixels else 'any'}")
+    if args.fault or args.rate_limit:
+        limit = f"; rate limit {args.rate_limit:g}/s per pixel" if args.rate_limit else ""
+        print(f"  faults:       {' '.join(args.fault) or 'none'}{limit}")
+    print(f"  inspect:      GET {box.url}/sandbox/stats, /sandbox/events; POST /sandbox/reset")
+    print("Press Ctrl-C to stop.", flush=True)
+
+    log = logging.getLogger("destination.sandbox")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    if not args.quiet:
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        box.stop()
+        log.removeHandler(handler)
+    stats = box.stats()
+    print(f"sandbox stopped: {stats['requests']} requests, {stats['events']} events accepted")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
