@@ -27,9 +27,7 @@ from destination.delivery import (
     SqliteQueue,
 )
 from destination.tiktok.destination import TikTokDestination
-
-sandbox_module = pytest.importorskip("destination.tiktok.sandbox")
-Sandbox = sandbox_module.Sandbox
+from destination.tiktok.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 PIXEL = "CSANDBOXPIXEL1"
