@@ -453,3 +453,25 @@ def test_bisection_dead_letters_exactly_the_poison(tmp_path_factory, size, poiso
     assert sorted(dead) == sorted(poison)
     assert set(server.received) == {f"e{i}" for i in range(size)} - poison
     assert set(server.received.values()) <= {1}
+
+
+def test_flush_or_close_from_the_callback_is_refused_not_a_deadlock(tmp_path):
+    errors: list[str] = []
+    engine_ref: list[DeliveryEngine] = []
+
+    def on_result(result: DeliveryResult) -> None:
+        for call in (engine_ref[0].flush, engine_ref[0].close):
+            try:
+                call()
+            except DeliveryError as exc:
+                errors.append(str(exc))
+
+    engine = make_engine(FakeServer(), tmp_path, on_result=on_result)
+    engine_ref.append(engine)
+    with engine:
+        engine.submit(route(), item(1), "e1")
+        assert engine.flush(timeout=5)
+    assert errors == [
+        "flush() called from on_result or a hook would deadlock",
+        "close() called from on_result or a hook would deadlock",
+    ]

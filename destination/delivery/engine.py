@@ -226,6 +226,8 @@ class DeliveryEngine:
         """
         if self._closed:
             return False
+        if threading.current_thread() is self._thread:
+            raise DeliveryError("flush() called from on_result or a hook would deadlock")
         future = asyncio.run_coroutine_threadsafe(self._flush(), self._loop)
         try:
             return future.result(timeout)
@@ -241,6 +243,8 @@ class DeliveryEngine:
         """
         if self._closed:
             return True
+        if threading.current_thread() is self._thread:
+            raise DeliveryError("close() called from on_result or a hook would deadlock")
         self._accepting = False
         future = asyncio.run_coroutine_threadsafe(self._shutdown(timeout), self._loop)
         try:
@@ -585,8 +589,9 @@ class DeliveryEngine:
             self.counters.add(rejected=len(entries), dead_lettered=len(entries))
         else:
             self.counters.add(dead_lettered=len(entries))
-        for entry in entries:
-            log.warning("event %s dead-lettered: %s", entry.event_id, reason)
+        first = entries[0].event_id
+        more = f" and {len(entries) - 1} more" if len(entries) > 1 else ""
+        log.warning("event %s%s dead-lettered: %s", first, more, reason)
         self._emit(
             entries,
             lambda e: DeliveryResult(
