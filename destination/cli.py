@@ -34,7 +34,9 @@ def _add_outbox(subparsers: Any) -> None:
     from .delivery import commands
 
     outbox = subparsers.add_parser(
-        "outbox", help="inspect and operate the delivery outbox", description=commands.__doc__
+        "outbox",
+        help="inspect and operate the delivery outbox",
+        description=(commands.__doc__ or "").replace("``", ""),
     )
     actions = outbox.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
     common = argparse.ArgumentParser(add_help=False)
