@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_lint(sub)
     _add_presets(sub)
+    _add_outbox(sub)
     _add_sandbox(sub)
     return parser
 
@@ -122,6 +123,43 @@ def _preset_row(preset: Any, event: str) -> dict[str, Any]:
         "event": event,
         "description": preset.description,
     }
+
+
+def _add_outbox(subparsers: Any) -> None:
+    """``destination outbox status|dead-letters|replay|flush``: inspect and operate the outbox."""
+    from .delivery import commands
+
+    outbox = subparsers.add_parser(
+        "outbox",
+        help="inspect and operate the delivery outbox",
+        description=(commands.__doc__ or "").replace("``", ""),
+    )
+    actions = outbox.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--outbox",
+        metavar="PATH",
+        default=str(commands.DEFAULT_OUTBOX_PATH),
+        help="outbox database (default: %(default)s)",
+    )
+    status = actions.add_parser("status", parents=[common], help="what waits, what is dead")
+    status.add_argument("--json", action="store_true", help="one JSON object")
+    status.set_defaults(handler=commands.status)
+    dead = actions.add_parser("dead-letters", parents=[common], help="list dead letters")
+    dead.add_argument("--json", action="store_true", help="a JSON array, items included")
+    dead.add_argument("--limit", type=int, default=None, metavar="N", help="at most N")
+    dead.set_defaults(handler=commands.dead_letters)
+    replay = actions.add_parser("replay", parents=[common], help="queue dead letters again")
+    replay.add_argument("event_ids", nargs="*", metavar="EVENT_ID")
+    replay.add_argument("--all", action="store_true", help="replay every dead letter")
+    replay.set_defaults(handler=commands.replay)
+    flush = actions.add_parser(
+        "flush", parents=[common], help="send everything now (settings from the environment)"
+    )
+    flush.add_argument("--destination", default="tiktok", help="destination (default: tiktok)")
+    flush.add_argument("--executor", default="http", help="executor (default: http)")
+    flush.add_argument("--timeout", type=float, default=60.0, help="seconds (default: 60)")
+    flush.set_defaults(handler=commands.flush)
 
 
 def _port(text: str) -> int:

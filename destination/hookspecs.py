@@ -45,3 +45,8 @@ def register_executors(register: Any) -> None:
 @hookspec
 def register_queues(register: Any) -> None:
     """Register stores where accepted events wait: ``register(name, factory)``."""
+
+
+@hookspec
+def delivery_result(result: Any) -> None:
+    """Observe one event's delivery result: a ``destination.delivery.DeliveryResult``."""

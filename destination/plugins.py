@@ -37,7 +37,11 @@ __all__ = [
 ENTRY_POINT_GROUP = "destination"
 ENV_VAR = "DESTINATION_PLUGINS"
 #: Modules of the plugins that ship with the package, in registration order.
-BUILTIN_PLUGINS: tuple[str, ...] = ("destination.tiktok.plugin", "destination.mapping")
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "destination.tiktok.plugin",
+    "destination.mapping",
+    "destination.delivery.plugin",
+)
 
 pm = pluggy.PluginManager("destination")
 pm.add_hookspecs(hookspecs)

@@ -257,8 +257,11 @@ def test_entry_points_limited_by_environment(tmp_path, env_value, expected):
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tmp_path), env.get("PYTHONPATH")]))
     if env_value is not None:
         env[ENV_VAR] = env_value
+    # Only queues from entry points: built-in plugins (e.g. the sqlite queue) always load.
     script = (
-        "from destination.plugins import collect_registry; print(sorted(collect_registry().queues))"
+        "from destination.plugins import BUILTIN_PLUGINS, collect_registry\n"
+        "r = collect_registry()\n"
+        "print(sorted(n for n in r.queues if r.owners[('queue', n)] not in BUILTIN_PLUGINS))"
     )
     out = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env

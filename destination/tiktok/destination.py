@@ -13,7 +13,7 @@ from typing import Any
 
 from ..actions import Destination, Request, Route, Verdict
 from .actions import Clock, ReportCrmEvent, ReportOfflineEvent, ReportWebEvent, TikTokAction
-from .protocol import build_request, classify
+from .protocol import build_request, build_request_json, classify
 from .schemas import load_schema
 from .settings import TikTokSettings, load_settings
 
@@ -50,6 +50,11 @@ class TikTokDestination(Destination):
         if not isinstance(settings, TikTokSettings):
             raise TypeError(f"expected TikTokSettings, got {type(settings).__name__}")
         return build_request(settings, route, items)
+
+    def build_request_json(self, settings: Any, route: Route, items_json: Sequence[str]) -> Request:
+        if not isinstance(settings, TikTokSettings):
+            raise TypeError(f"expected TikTokSettings, got {type(settings).__name__}")
+        return build_request_json(settings, route, items_json)
 
     def classify(self, status: int, headers: Mapping[str, str], body: bytes) -> Verdict:
         return classify(status, headers, body)

@@ -1,0 +1,143 @@
+"""Delivery throughput end to end into the sandbox, and memory as the input grows.
+
+Each size runs in a fresh process (so peak RSS is its own): hashed TikTok
+items are submitted to a DeliveryEngine with a SQLite outbox in chunks of
+1000, and the clock stops when the sandbox (another process on the same
+machine) has acknowledged every one. The engine holds a bounded window, so
+peak memory should not grow with the number of events.
+
+    python benchmarks/bench_delivery.py                 # 100k and 300k events
+    python benchmarks/bench_delivery.py --events 50000  # one size
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+PIXEL = "CBENCHPIXEL1"
+
+SANDBOX = """
+import json, sys
+from destination.tiktok.sandbox import Sandbox
+sandbox = Sandbox(pixels=[sys.argv[1]], keep_events=0).start()
+print(json.dumps({"url": sandbox.url, "token": sandbox.token}), flush=True)
+sys.stdin.read()  # until the benchmark closes our stdin
+stats = sandbox.stats()
+sandbox.stop()
+print(json.dumps({"events": stats["events"], "requests": stats["requests"],
+                  "duplicates": len(stats["duplicates"])}), flush=True)
+"""
+
+
+def items(count: int, route: Any) -> Iterator[tuple[Any, dict[str, Any], str]]:
+    """Distinct hashed items, made cheaply (hashing is bench_normalize's subject, not ours)."""
+    now = int(time.time()) - 60
+    emails = [hashlib.sha256(f"user{i}@example.com".encode()).hexdigest() for i in range(1000)]
+    users = [{"email": [e], "ip": "203.0.113.7", "user_agent": "bench/1.0"} for e in emails]
+    template = {
+        "event": "Purchase",
+        "event_time": now,
+        "properties": {"currency": "USD", "value": 10.5, "content_type": "product"},
+        "page": {"url": "https://shop.example/checkout"},
+    }
+    for i in range(count):
+        event_id = f"bench-{i}"
+        yield route, {**template, "event_id": event_id, "user": users[i % 1000]}, event_id
+
+
+def run_one(count: int) -> dict[str, Any]:
+    from destination.delivery import DeliveryEngine, DeliveryOptions, HttpExecutor, SqliteQueue
+    from destination.tiktok.destination import TikTokDestination
+
+    sandbox = subprocess.Popen(
+        [sys.executable, "-c", SANDBOX, PIXEL],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert sandbox.stdout is not None and sandbox.stdin is not None
+    info = json.loads(sandbox.stdout.readline())
+    tiktok = TikTokDestination()
+    settings = tiktok.load_settings(
+        {"access_token": info["token"], "pixel_code": PIXEL, "api_base_url": info["url"]}, {}
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = DeliveryEngine(
+            tiktok,
+            settings,
+            queue=SqliteQueue(Path(tmp) / "outbox.sqlite3"),
+            executor=HttpExecutor(concurrency=4),
+            options=DeliveryOptions(linger=0.05, concurrency=4, rate=1000),
+        )
+        route, _ = tiktok.actions["report_web_event"].build(
+            {"event": "Purchase", "timestamp": int(time.time()), "external_id": "u1"}, settings
+        )
+        start = time.perf_counter()
+        chunk: list[tuple[Any, dict[str, Any], str]] = []
+        for triple in items(count, route):
+            chunk.append(triple)
+            if len(chunk) == 1000:
+                engine.submit_many(chunk)
+                chunk = []
+        if chunk:
+            engine.submit_many(chunk)
+        submitted = time.perf_counter() - start
+        while not (engine.flush(timeout=60) and engine.stats()["pending"] == 0):
+            pass
+        elapsed = time.perf_counter() - start
+        stats = engine.stats()
+        engine.close()
+    sandbox.stdin.close()
+    received = json.loads(sandbox.stdout.readline())
+    sandbox.stdout.close()
+    sandbox.wait(timeout=30)
+    return {
+        "events": count,
+        "delivered": stats["delivered"],
+        "sandbox_events": received["events"],
+        "requests": received["requests"],
+        "duplicates": received["duplicates"],
+        "submit_s": round(submitted, 2),
+        "total_s": round(elapsed, 2),
+        "events_per_s": round(count / elapsed),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, nargs="*", default=[100_000, 300_000])
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(run_one(args.one)))
+        return
+    print(f"{'events':>8} {'e2e ev/s':>9} {'total s':>8} {'submit s':>9} {'peak RSS MB':>12}")
+    for count in args.events:
+        out = subprocess.run(
+            [sys.executable, __file__, "--one", str(count)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        r = json.loads(out.strip().splitlines()[-1])
+        assert r["sandbox_events"] == r["delivered"] == count, r
+        print(
+            f"{r['events']:>8} {r['events_per_s']:>9} {r['total_s']:>8} "
+            f"{r['submit_s']:>9} {r['peak_rss_mb']:>12}"
+            f"   ({r['requests']} requests, {r['duplicates']} duplicates)"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,639 @@
+"""The delivery engine: outbox → batches → executor → verdict → ack, retry or dead letter.
+
+Callers (the host API, ``destination run``, the ingest server) live in
+ordinary threads, so the entry points are synchronous and thread-safe: a
+``submit`` returns once the items are committed to the outbox, which is the
+moment an event counts as accepted. Sending happens on an asyncio loop in a
+background thread that claims due entries from the outbox in a bounded window
+(memory stays flat however long the input), batches them per route, and
+resolves every claimed entry in exactly one way:
+
+- delivered: acknowledged by the destination, removed from the outbox;
+- retry: attempt counted, due again after a jittered backoff, until max age;
+- rejected: bisected until the refused events are alone, then dead-lettered
+  with the destination's message while every other event is delivered;
+- stop (auth/permission): delivery halts with one clear message, the entries
+  stay queued for a restart or :meth:`DeliveryEngine.resume`.
+
+An entry is removed only after the destination acknowledged it, so a crash
+between send and acknowledgement re-sends that batch with the same event_ids,
+which the destination deduplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..actions import Destination, Outcome, Route, Verdict
+from ..errors import (
+    ConfigurationError,
+    DeliveryError,
+    DestinationError,
+    FatalDeliveryError,
+    RejectedDeliveryError,
+    RetryableDeliveryError,
+    redact,
+)
+from ..plugins import load_plugins, pm
+from .batcher import MAX_BATCH_SIZE, Batch, Batcher
+from .executors import Executor, TransportError
+from .outbox import Entry, Queue
+from .ratelimit import TokenBucket
+from .retry import RetryPolicy
+
+__all__ = [
+    "COUNTER_NAMES",
+    "Counters",
+    "DeliveryEngine",
+    "DeliveryOptions",
+    "DeliveryResult",
+    "ResultOutcome",
+]
+
+log = logging.getLogger("destination.delivery")
+
+COUNTER_NAMES = (
+    "received",
+    "matched",
+    "invalid",
+    "accepted",
+    "delivered",
+    "retried",
+    "rejected",
+    "dead_lettered",
+)
+
+
+class ResultOutcome(enum.Enum):
+    """How one event's delivery ended."""
+
+    DELIVERED = "delivered"
+    #: the destination refused the event's content; kept as a dead letter with its message
+    REJECTED = "rejected"
+    #: given up (older than max age); kept as a dead letter
+    DEAD_LETTERED = "dead_lettered"
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """What happened to one event; sent to ``on_result`` and the ``delivery_result`` hook."""
+
+    event_id: str
+    outcome: ResultOutcome
+    message: str = ""
+    code: int | None = None
+    status: int | None = None
+    attempts: int = 1
+    route: Route | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryOptions:
+    """Knobs of the engine; defaults suit TikTok."""
+
+    batch_size: int = MAX_BATCH_SIZE
+    max_bytes: int = 2_000_000
+    linger: float = 1.0
+    #: requests in flight at once
+    concurrency: int = 4
+    #: requests per second (token bucket) and its burst
+    rate: float = 100.0
+    burst: float | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    #: entries held in memory (claimed, batching or in flight); 0 = batch_size * (concurrency + 2)
+    window: int = 0
+    #: how often to look for entries other processes put in the outbox (replay)
+    poll_interval: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ConfigurationError(f"concurrency must be >= 1, got {self.concurrency}")
+        if self.window < 0:
+            raise ConfigurationError(f"window must be >= 0, got {self.window}")
+        if self.poll_interval <= 0:
+            raise ConfigurationError(f"poll_interval must be > 0, got {self.poll_interval}")
+
+    @property
+    def effective_window(self) -> int:
+        return self.window or self.batch_size * (self.concurrency + 2)
+
+
+class Counters:
+    """Thread-safe event counters. The pipeline adds received/matched/invalid."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values = dict.fromkeys(COUNTER_NAMES, 0)
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            for name, n in counts.items():
+                if name not in self._values:
+                    raise KeyError(f"unknown counter {name!r}; known: {', '.join(COUNTER_NAMES)}")
+                self._values[name] += n
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._values)
+
+
+ResultCallback = Callable[[DeliveryResult], Any]
+
+
+class DeliveryEngine:
+    """Delivers what is submitted, durably. Use as a context manager or call :meth:`close`.
+
+    The engine owns ``queue`` and ``executor`` and closes them on :meth:`close`.
+    ``on_result`` is called on the engine's thread: keep it quick.
+    """
+
+    def __init__(
+        self,
+        destination: Destination,
+        settings: Any,
+        *,
+        queue: Queue,
+        executor: Executor,
+        options: DeliveryOptions | None = None,
+        on_result: ResultCallback | None = None,
+    ) -> None:
+        self.destination = destination
+        self._settings = settings
+        self._secrets = [s for s in destination.secrets(settings) if s]
+        self.queue = queue
+        self.executor = executor
+        self.options = options or DeliveryOptions()
+        self.on_result = on_result
+        self.counters = Counters()
+        self._batcher = Batcher(
+            self.options.batch_size, self.options.max_bytes, self.options.linger
+        )
+        self._window = self.options.effective_window
+        self._claimed: dict[int, Entry] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._flushing = 0
+        self._stop_reason: str | None = None
+        self._closed = False
+        self._closing = False
+        self._accepting = True
+        load_plugins()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._run_loop, name="destination-delivery", daemon=True
+        )
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result()
+
+    # -- public, thread-safe --------------------------------------------------------------
+
+    def submit(self, route: Route, item: dict[str, Any], event_id: str) -> None:
+        """Store one item durably; it counts as accepted when this returns."""
+        self.submit_many([(route, item, event_id)])
+
+    def submit_many(self, events: Iterable[tuple[Route, dict[str, Any], str]]) -> int:
+        """Store (route, item, event_id) triples in one transaction; return how many."""
+        if not self._accepting:
+            raise DeliveryError("delivery engine is closed: nothing more can be submitted")
+        stored = self.queue.put_many(events)
+        if stored:
+            self.counters.add(accepted=stored)
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: stored anyway
+                self._loop.call_soon_threadsafe(self._wake.set)
+        return stored
+
+    async def asubmit_many(self, events: Iterable[tuple[Route, dict[str, Any], str]]) -> int:
+        """``submit_many`` for async callers (an ingest server): the write runs in a thread."""
+        return await asyncio.to_thread(self.submit_many, list(events))
+
+    async def aflush(self, timeout: float | None = None) -> bool:
+        """``flush`` for async callers; does not block their event loop."""
+        return await asyncio.to_thread(self.flush, timeout)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Send everything due now, ignoring linger; True when nothing due is left unsent.
+
+        Entries waiting for a retry later are not waited for. False on timeout
+        or when delivery is stopped.
+        """
+        if self._closed:
+            return False
+        if threading.current_thread() is self._thread:
+            raise DeliveryError("flush() called from on_result or a hook would deadlock")
+        future = asyncio.run_coroutine_threadsafe(self._flush(), self._loop)
+        try:
+            return future.result(timeout)
+        except FutureTimeout:
+            future.cancel()
+            return False
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Flush within ``timeout`` seconds, keep the rest queued, release everything.
+
+        Returns True when everything due was delivered before the deadline.
+        Safe to call twice.
+        """
+        if self._closed:
+            return True
+        if threading.current_thread() is self._thread:
+            raise DeliveryError("close() called from on_result or a hook would deadlock")
+        self._accepting = False
+        future = asyncio.run_coroutine_threadsafe(self._shutdown(timeout), self._loop)
+        try:
+            flushed = future.result(timeout + 30.0)
+        finally:
+            self._closed = True
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=30.0)
+            self._loop.close()
+            self.queue.close()
+        return flushed
+
+    def resume(self, settings: Any = None) -> None:
+        """Start delivering again after a stop, with new settings (e.g. a rotated token)."""
+        if settings is not None:
+            self._settings = settings
+            self._secrets = [s for s in self.destination.secrets(settings) if s]
+        self._stop_reason = None
+        self._loop.call_soon_threadsafe(self._wake.set)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop_reason is not None
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self._stop_reason
+
+    def stats(self) -> dict[str, Any]:
+        """Counters, plus what the outbox holds and whether delivery is stopped."""
+        data: dict[str, Any] = self.counters.snapshot()
+        if not self._closed:
+            q = self.queue.stats()
+            data.update(pending=q.pending, due=q.due, dead_letters=q.dead_letters)
+        data.update(
+            in_memory=len(self._claimed), stopped=self.stopped, stop_reason=self._stop_reason
+        )
+        return data
+
+    def __enter__(self) -> DeliveryEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"DeliveryEngine(destination={self.destination.name!r}, queue={self.queue!r})"
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def _run_loop(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_forever()
+
+    async def _start(self) -> None:
+        self._wake = asyncio.Event()
+        self._semaphore = asyncio.Semaphore(self.options.concurrency)
+        self._bucket = TokenBucket(self.options.rate, self.options.burst)
+        self._pump_task = asyncio.create_task(self._pump(), name="destination-pump")
+
+    def _idle(self) -> bool:
+        if self._claimed:
+            return False
+        next_due = self.queue.next_due()
+        return next_due is None or next_due > time.time()
+
+    async def _pump(self) -> None:
+        while not self._closing:
+            try:
+                more = self._pump_once()
+            except Exception as exc:
+                # e.g. the outbox locked by a long transaction elsewhere: try again later.
+                log.error("delivery: reading the outbox failed: %s", self._redact(repr(exc)))
+                more = False
+            if more:
+                await asyncio.sleep(0)  # let sends progress between claims
+                continue
+            await self._sleep()
+
+    def _pump_once(self) -> bool:
+        """Claim what fits in the window and start the batches that are ready.
+
+        Returns True when the claim was full, i.e. more may be due right away.
+        """
+        batcher = self._batcher
+        if self._stop_reason is not None:
+            for batch in batcher.drain():  # stopped: give back what waits to be batched
+                self._release(batch.entries)
+            return False
+        more = False
+        room = self._window - len(self._claimed)
+        if room > 0:
+            want = min(room, self.options.batch_size)
+            entries = self.queue.claim(want)
+            more = len(entries) == want
+            now = time.monotonic()
+            for entry in entries:
+                self._claimed[entry.seq] = entry
+                for batch in batcher.add(entry, now):
+                    self._spawn(batch)
+        if self._flushing:
+            ready = batcher.drain()
+        elif not more:
+            ready = batcher.due(time.monotonic())
+        else:
+            ready = []
+        for batch in ready:
+            self._spawn(batch)
+        return more
+
+    async def _sleep(self) -> None:
+        timeout = self.options.poll_interval
+        deadline = self._batcher.next_deadline()
+        if deadline is not None:
+            timeout = min(timeout, max(0.0, deadline - time.monotonic()))
+        if self._stop_reason is None and len(self._claimed) < self._window:
+            next_due = self.queue.next_due()
+            if next_due is not None:
+                timeout = min(timeout, max(0.0, next_due - time.time()))
+        # call_later rather than wait_for: wait_for can swallow a cancellation (bpo-42130).
+        timer = asyncio.get_running_loop().call_later(max(timeout, 0.001), self._wake.set)
+        try:
+            await self._wake.wait()
+        finally:
+            timer.cancel()
+        self._wake.clear()
+
+    def _spawn(self, batch: Batch) -> None:
+        task = asyncio.create_task(self._deliver(batch.entries))
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("delivery task failed: %s", self._redact(repr(task.exception())))
+        self._wake.set()
+
+    async def _flush(self) -> bool:
+        self._flushing += 1
+        self._wake.set()
+        try:
+            while True:
+                if self._stop_reason is not None:
+                    return False
+                if self._idle():
+                    return True
+                await asyncio.sleep(0.01)
+        finally:
+            self._flushing -= 1
+
+    async def _shutdown(self, timeout: float) -> bool:
+        try:
+            flushed = await asyncio.wait_for(self._flush(), timeout)
+        except TimeoutError:
+            flushed = False
+        self._closing = True
+        self._wake.set()
+        await self._pump_task
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._batcher.drain()
+        if self._claimed:
+            self.queue.release(list(self._claimed))
+            self._claimed.clear()
+        try:
+            await self.executor.aclose()
+        except Exception as exc:  # closing must not hang or raise on a broken executor
+            log.warning("closing the executor failed: %s", self._redact(repr(exc)))
+        return flushed
+
+    # -- one batch -------------------------------------------------------------------------
+
+    async def _deliver(self, entries: list[Entry]) -> None:
+        try:
+            await self._deliver_batch(entries)
+        except Exception:
+            # Never strand claimed entries: give back whatever this batch still holds.
+            self._release(entries)
+            raise
+
+    async def _deliver_batch(self, entries: list[Entry]) -> None:
+        if not entries:
+            return
+        if self._stop_reason is not None:
+            self._release(entries)
+            return
+        route = entries[0].route
+        async with self._semaphore:
+            if self._stop_reason is not None:
+                self._release(entries)
+                return
+            await self._bucket.acquire()
+            verdict = await self._attempt(route, entries)
+        outcome = verdict.outcome
+        if outcome is Outcome.DELIVERED:
+            self._bucket.succeeded()
+            self._resolve_delivered(entries, verdict)
+        elif outcome is Outcome.RETRY:
+            self._bucket.throttled()
+            self._resolve_retry(entries, verdict)
+        elif outcome is Outcome.STOP:
+            self._stop(verdict, len(entries))
+            self._release(entries)
+        elif len(entries) == 1:
+            self._resolve_dead(entries, verdict, ResultOutcome.REJECTED, verdict.message)
+        else:
+            for part in self._split(entries, verdict.index):
+                await self._deliver_batch(part)
+
+    @staticmethod
+    def _split(entries: list[Entry], index: int | None) -> list[list[Entry]]:
+        """Isolate a rejected batch's bad events: around the named index, else in halves.
+
+        An event is dead-lettered only when it is rejected alone, so a wrong
+        index costs requests, never a good event.
+        """
+        if index is not None and 0 <= index < len(entries):
+            parts = [entries[:index], entries[index : index + 1], entries[index + 1 :]]
+            return [p for p in parts if p]
+        middle = len(entries) // 2
+        return [entries[:middle], entries[middle:]]
+
+    async def _attempt(self, route: Route, entries: list[Entry]) -> Verdict:
+        """Build, send and classify; every failure becomes a Verdict, never an exception."""
+        try:
+            request = self.destination.build_request_json(
+                self._settings, route, [e.item_json for e in entries]
+            )
+        except ConfigurationError as exc:
+            return Verdict(Outcome.STOP, message=self._redact(str(exc)))
+        except DestinationError as exc:
+            return Verdict(Outcome.REJECTED, message=self._redact(str(exc)))
+        except Exception as exc:  # a bug or wrong settings: stop, keep everything queued
+            message = f"could not build the request: {type(exc).__name__}: {exc}"
+            return Verdict(Outcome.STOP, message=self._redact(message))
+        try:
+            response = await self.executor.send(request)
+        except TransportError as exc:
+            return Verdict(Outcome.RETRY, message=self._redact(str(exc)))
+        except DeliveryError as exc:
+            return self._verdict_from_error(exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("executor error: %s", self._redact(repr(exc)))
+            return Verdict(
+                Outcome.RETRY, message=self._redact(f"executor error: {type(exc).__name__}: {exc}")
+            )
+        if response.synthetic:
+            return Verdict(Outcome.DELIVERED, status=response.status)
+        try:
+            verdict = self.destination.classify(response.status, response.headers, response.body)
+        except Exception as exc:
+            log.warning("could not read the answer: %s", self._redact(repr(exc)))
+            return Verdict(
+                Outcome.RETRY,
+                status=response.status,
+                message=self._redact(f"unreadable answer (HTTP {response.status}): {exc}"),
+            )
+        if verdict.message:
+            verdict = Verdict(
+                verdict.outcome,
+                self._redact(verdict.message),
+                verdict.status,
+                verdict.code,
+                verdict.retry_after,
+                verdict.index,
+                verdict.min_backoff,
+            )
+        return verdict
+
+    def _verdict_from_error(self, exc: DeliveryError) -> Verdict:
+        message = self._redact(exc.message)
+        common: dict[str, Any] = {"message": message, "status": exc.status, "code": exc.code}
+        if isinstance(exc, FatalDeliveryError):
+            return Verdict(Outcome.STOP, **common)
+        if isinstance(exc, RejectedDeliveryError):
+            return Verdict(Outcome.REJECTED, index=exc.index, **common)
+        if isinstance(exc, RetryableDeliveryError):
+            return Verdict(Outcome.RETRY, retry_after=exc.retry_after, **common)
+        return Verdict(Outcome.RETRY, **common)
+
+    # -- resolutions: every claimed entry ends in exactly one ----------------------------------
+
+    def _forget(self, entries: Sequence[Entry]) -> list[int]:
+        seqs = [e.seq for e in entries if e.seq in self._claimed]
+        for seq in seqs:
+            del self._claimed[seq]
+        return seqs
+
+    def _release(self, entries: Sequence[Entry]) -> None:
+        seqs = self._forget(entries)
+        if seqs:
+            self.queue.release(seqs)
+
+    def _resolve_delivered(self, entries: Sequence[Entry], verdict: Verdict) -> None:
+        self.queue.ack([e.seq for e in entries])
+        self._forget(entries)
+        self.counters.add(delivered=len(entries))
+        self._emit(
+            entries,
+            lambda e: DeliveryResult(
+                e.event_id,
+                ResultOutcome.DELIVERED,
+                verdict.message,
+                verdict.code,
+                verdict.status,
+                e.attempts + 1,
+                e.route,
+            ),
+        )
+
+    def _resolve_retry(self, entries: Sequence[Entry], verdict: Verdict) -> None:
+        policy = self.options.retry
+        now = time.time()
+        expired = [e for e in entries if policy.expired(e.enqueued_at, now)]
+        waiting = [e for e in entries if not policy.expired(e.enqueued_at, now)]
+        what = verdict.message or (
+            f"HTTP {verdict.status}" if verdict.status else "retryable error"
+        )
+        if waiting:
+            self.queue.retry(
+                [e.seq for e in waiting],
+                [now + policy.delay(e.attempts + 1, verdict) for e in waiting],
+                what,
+            )
+            self._forget(waiting)
+            self.counters.add(retried=len(waiting))
+        if expired:
+            reason = f"gave up after max age {policy.max_age:g}s: {what}"
+            self._resolve_dead(expired, verdict, ResultOutcome.DEAD_LETTERED, reason)
+
+    def _resolve_dead(
+        self, entries: Sequence[Entry], verdict: Verdict, outcome: ResultOutcome, reason: str
+    ) -> None:
+        reason = reason or "rejected by the destination"
+        self.queue.dead_letter([e.seq for e in entries], reason, verdict.code)
+        self._forget(entries)
+        if outcome is ResultOutcome.REJECTED:
+            self.counters.add(rejected=len(entries), dead_lettered=len(entries))
+        else:
+            self.counters.add(dead_lettered=len(entries))
+        first = entries[0].event_id
+        more = f" and {len(entries) - 1} more" if len(entries) > 1 else ""
+        log.warning("event %s%s dead-lettered: %s", first, more, reason)
+        self._emit(
+            entries,
+            lambda e: DeliveryResult(
+                e.event_id, outcome, reason, verdict.code, verdict.status, e.attempts + 1, e.route
+            ),
+        )
+
+    def _stop(self, verdict: Verdict, count: int) -> None:
+        if self._stop_reason is not None:
+            return
+        detail = verdict.message or "credentials or permission refused"
+        codes = ", ".join(
+            part
+            for part in (
+                f"HTTP {verdict.status}" if verdict.status is not None else "",
+                f"code {verdict.code}" if verdict.code is not None else "",
+            )
+            if part
+        )
+        self._stop_reason = self._redact(
+            f"delivery stopped: {detail}{f' ({codes})' if codes else ''}; "
+            "events stay queued in the outbox — fix the access token or permissions, then restart"
+        )
+        log.error("%s", self._stop_reason)
+
+    def _emit(self, entries: Sequence[Entry], make: Callable[[Entry], DeliveryResult]) -> None:
+        hook = pm.hook.delivery_result
+        has_hook = bool(hook.get_hookimpls())
+        if self.on_result is None and not has_hook:
+            return
+        for entry in entries:
+            result = make(entry)
+            if self.on_result is not None:
+                try:
+                    self.on_result(result)
+                except Exception as exc:
+                    log.warning("on_result callback failed: %s", self._redact(repr(exc)))
+            if has_hook:
+                try:
+                    hook(result=result)
+                except Exception as exc:
+                    log.warning("delivery_result hook failed: %s", self._redact(repr(exc)))
+
+    def _redact(self, text: str) -> str:
+        return redact(text, self._secrets)
