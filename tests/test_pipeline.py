@@ -13,7 +13,6 @@ from destination.plugins import collect_registry
 from destination.presets import resolve_presets
 
 from .segment_samples import CONTEXT, SAMPLES
-from .tiktok_stub import tiktok_available
 
 CONTEXT_USER = {
     "email": "Context@Example.com",
@@ -49,8 +48,7 @@ UNO = {
 
 @pytest.fixture(scope="module")
 def pipeline() -> Iterator[Pipeline]:
-    with tiktok_available():
-        yield Pipeline.from_presets(["default", "extended"])
+    yield Pipeline.from_presets(["default", "extended"])
 
 
 @pytest.fixture(scope="module")
@@ -245,17 +243,16 @@ def test_payload_schema_violation_is_a_payload_error(tmp_path):
         "bundle: mine\npresets:\n  - name: Add to Cart\n    mapping:\n"
         "      value: properties.price\n"
     )
-    with tiktok_available():
-        pipeline = Pipeline.from_presets([user])
-        event = {
-            "type": "track",
-            "event": "Product Added",
-            "messageId": "m-9",
-            "timestamp": 1795168800,
-            "properties": {"price": "secret@example.com"},
-        }
-        with pytest.raises(PayloadError) as info:
-            pipeline.match(event)
+    pipeline = Pipeline.from_presets([user])
+    event = {
+        "type": "track",
+        "event": "Product Added",
+        "messageId": "m-9",
+        "timestamp": 1795168800,
+        "properties": {"price": "secret@example.com"},
+    }
+    with pytest.raises(PayloadError) as info:
+        pipeline.match(event)
     assert info.value.field == "value" and info.value.event_id == "m-9"
     assert "Add to Cart" in str(info.value)
     assert "secret@example.com" not in str(info.value)  # values are never quoted
@@ -268,7 +265,6 @@ def test_unknown_action_is_a_configuration_error(tmp_path):
         "    action: nowhere.nothing\n"
     )
     with (
-        tiktok_available(),
         pytest.raises(ConfigurationError, match=r"unknown action 'nowhere\.nothing'"),
     ):
         Pipeline.from_presets([user])
@@ -277,24 +273,22 @@ def test_unknown_action_is_a_configuration_error(tmp_path):
 def test_disabled_presets_are_not_compiled(tmp_path):
     user = tmp_path / "mine.yaml"
     user.write_text("bundle: mine\npresets:\n  - name: View Content\n    enabled: false\n")
-    with tiktok_available():
-        pipeline = Pipeline.from_presets([user])
-        assert "View Content" not in [p.name for p in pipeline.presets]
-        assert pipeline.match(SAMPLES["page"]) == []
+    pipeline = Pipeline.from_presets([user])
+    assert "View Content" not in [p.name for p in pipeline.presets]
+    assert pipeline.match(SAMPLES["page"]) == []
 
 
 def test_find_action():
-    with tiktok_available():
-        registry = collect_registry()
-        assert find_action(registry, "tiktok.report_web_event") is not None
-        assert find_action(registry, "tiktok") is None
-        assert find_action(registry, "tiktok.nope") is None
+    registry = collect_registry()
+    assert find_action(registry, "tiktok.report_web_event") is not None
+    assert find_action(registry, "tiktok") is None
+    assert find_action(registry, "tiktok.nope") is None
 
 
 def test_compile_errors_name_the_file_field_and_expression(tmp_path):
     web = tmp_path / "web.yaml"
     web.write_text("action: tiktok.report_web_event\nfields:\n  ip: context.ip ||\n")
-    with tiktok_available(), pytest.raises(MappingError) as info:
+    with pytest.raises(MappingError) as info:
         Pipeline.from_presets(mapping_paths=[web])
     text = str(info.value)
     assert text.startswith(f"{web} (preset 'Add to Cart'): field 'ip': invalid JMESPath")
@@ -304,12 +298,12 @@ def test_compile_errors_name_the_file_field_and_expression(tmp_path):
         "bundle: mine\npresets:\n  - name: Search\n    trigger: 'event = = 1'\n"
         "    mapping:\n      query: nosuch(a)\n"
     )
-    with tiktok_available(), pytest.raises(ConfigurationError) as info:
+    with pytest.raises(ConfigurationError) as info:
         Pipeline.from_presets([user])
     assert "preset 'Search'" in str(info.value) and str(user) in str(info.value)
     assert "trigger" in str(info.value)
     user.write_text(
         "bundle: mine\npresets:\n  - name: Search\n    mapping:\n      query: nosuch(a)\n"
     )
-    with tiktok_available(), pytest.raises(MappingError, match=r"mine\.yaml \(preset 'Search'\)"):
+    with pytest.raises(MappingError, match=r"mine\.yaml \(preset 'Search'\)"):
         Pipeline.from_presets([user])
