@@ -41,7 +41,7 @@ UNO = {
     "content_id": "505",
     "content_name": "Uno",
     "content_category": "Games",
-    "price": 3.45,
+    "price": "3.45",  # the action coerces numeric strings (and rejects others)
     "quantity": 2,
 }
 
@@ -108,7 +108,7 @@ def test_order_completed(pipeline):
         "value": 25.0,  # no value: revenue
         "order_id": "50314b8e9bcf000000000000",
         "content_type": "product",
-        "contents": [MONOPOLY, UNO],  # numeric id → string, "3.45" → 3.45, no null brand
+        "contents": [MONOPOLY, UNO],  # numeric id → string, no null brand
     }
 
 

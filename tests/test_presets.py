@@ -66,8 +66,8 @@ def test_default_bundle_is_exactly_seven_presets():
             for part in (
                 "content_name: name",
                 "content_category: category",
-                "price: to_number(price)",
-                "quantity: to_number(quantity)",
+                "price: price",
+                "quantity: quantity",
                 "brand: brand",
             ):
                 assert part in mapping["contents"]
