@@ -48,5 +48,10 @@ def register_queues(register: Any) -> None:
 
 
 @hookspec
+def transform_payload(payload: Any, event: Any, preset: Any, action: Any) -> None:
+    """Change a mapped payload in place before its action builds it; raise PayloadError to skip it."""
+
+
+@hookspec
 def delivery_result(result: Any) -> None:
     """Observe one event's delivery result: a ``destination.delivery.DeliveryResult``."""
