@@ -24,11 +24,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_run(sub)
     _add_lint(sub)
     _add_presets(sub)
     _add_outbox(sub)
     _add_sandbox(sub)
     return parser
+
+
+def _add_run(subparsers: Any) -> None:
+    from . import run
+
+    run.add_parser(subparsers)
 
 
 def _add_lint(subparsers: Any) -> None:

@@ -249,7 +249,10 @@ class Runtime:
         for index, event in enumerate(events):
             outcome = self._prepare(event, index, triples)
             outcomes.append(outcome)
-            matched += bool(outcome.actions)
+            # A payload error from the pipeline comes from a preset that matched.
+            matched += bool(outcome.actions) or (
+                outcome.error is not None and outcome.event_id is not None
+            )
             invalid += not outcome.ok
         counters = self.engine.counters
         counters.add(received=len(outcomes), matched=matched, invalid=invalid)

@@ -1,0 +1,409 @@
+"""``destination run``: deliver the events of NDJSON files (or stdin) and say what happened.
+
+The command is the host API (:class:`~destination.host.Runtime`) fed from
+files: lines are read one at a time and handed over in chunks, so memory
+stays flat however large the input, and the outbox keeps whatever is not
+yet acknowledged when the run ends. A line that is not JSON, not an object
+or not a Segment event is counted and reported with its file and line
+number; the run goes on. Without an access token the run delivers to the
+embedded TikTok sandbox (started in-process, on loopback) and says so, which
+is what makes the README's quickstart work on a fresh machine.
+
+Exit codes: 0 the run completed (bad lines and invalid events included);
+2 a configuration or usage error, before any event was read; 3 delivery
+stopped on an authentication or permission answer (events stay queued).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from .config import Config, load_config
+from .delivery.engine import DeliveryResult, ResultOutcome
+from .errors import ConfigurationError, DestinationError
+from .host import EventOutcome, Runtime
+
+__all__ = ["SEGMENT_TYPES", "add_parser", "run"]
+
+#: The event types of Segment's spec; anything else is a bad line.
+SEGMENT_TYPES = frozenset({"track", "page", "screen", "identify", "group", "alias"})
+#: Events handed to the runtime at once (one outbox transaction each).
+CHUNK = 500
+#: Bad lines and invalid events reported one by one before only counting them.
+SHOWN_PROBLEMS = 20
+
+EXIT_OK, EXIT_CONFIG, EXIT_STOPPED = 0, 2, 3
+SANDBOX_PIXEL = "CSANDBOXPIXEL0001"
+DRY_RUN_TOKEN = "dry-run-token"
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="deliver the events of NDJSON files",
+        description="Read Segment-spec events (one JSON object per line) from files or - "
+        "(stdin), match them against the presets and deliver them. Without an access token "
+        "(TIKTOK_ACCESS_TOKEN) the events go to an embedded local sandbox. A summary is "
+        "printed on stderr.",
+    )
+    parser.add_argument("events", nargs="+", metavar="EVENTS", help="NDJSON file, or - for stdin")
+    parser.add_argument("--config", metavar="FILE", help="configuration file (YAML)")
+    parser.add_argument(
+        "--presets",
+        nargs="+",
+        metavar="NAME|FILE",
+        help="bundle names and preset/mapping files, layered in order (replaces the config's)",
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="send nothing: print one JSON line per request on stdout (token redacted)",
+    )
+    mode.add_argument(
+        "--sandbox", action="store_true", help="deliver to the embedded local sandbox"
+    )
+    parser.add_argument(
+        "--batch-size", type=_batch_size, metavar="N", help="events per request (1-1000)"
+    )
+    parser.add_argument("--outbox", metavar="PATH", help="outbox database (SQLite)")
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to keep retrying at the end before leaving the rest queued "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--progress",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="progress bar on stderr (auto: only on a terminal)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def _batch_size(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"batch size must be between 1 and 1000, got {value}")
+    return value
+
+
+@dataclass
+class Tally:
+    """What the run saw and what became of it, for the summary."""
+
+    lines: int = 0
+    events: int = 0
+    bad_lines: int = 0
+    bad_reasons: Counter[str] = field(default_factory=Counter)
+    shown: int = 0
+    dead_reasons: Counter[str] = field(default_factory=Counter)
+
+    def on_result(self, result: DeliveryResult) -> None:
+        """Count why events were dead-lettered (called on the engine's thread)."""
+        if result.outcome is ResultOutcome.DELIVERED:
+            return
+        if len(self.dead_reasons) < 1000 or result.message in self.dead_reasons:
+            self.dead_reasons[result.message] += 1
+
+
+def run(args: argparse.Namespace) -> int:
+    err = sys.stderr
+    problem = _check_inputs(args.events)
+    if problem:
+        print(f"destination run: {problem}", file=err)
+        return EXIT_CONFIG
+    tally = Tally()
+    with ExitStack() as stack:
+        try:
+            config = load_config(args.config) if args.config else Config()
+            config, environ, note = _mode(config, args, stack)
+            runtime = Runtime(
+                config, on_result=tally.on_result, track_results=False, environ=environ
+            )
+        except ConfigurationError as exc:
+            print(f"destination run: {exc}", file=err)
+            return EXIT_CONFIG
+        except DestinationError as exc:
+            print(f"destination run: {exc}", file=err)
+            return EXIT_CONFIG
+        if note:
+            print(note, file=err)
+        started = time.monotonic()
+        try:
+            with _progress(args.progress, args.events) as progress:
+                for chunk in _chunks(args.events, tally, progress):
+                    outcomes = runtime.process_batch([event for _, _, event in chunk])
+                    _report_invalid(chunk, outcomes, tally)
+                    if runtime.stopped:
+                        break
+            _drain(runtime, args.wait)
+            stats = runtime.stats()
+        finally:
+            runtime.close(timeout=5.0)
+        elapsed = time.monotonic() - started
+    _summary(stats, tally, elapsed, dry_run=args.dry_run)
+    if stats["stopped"]:
+        print(f"destination run: {stats['stop_reason']}", file=err)
+        return EXIT_STOPPED
+    if stats.get("pending"):
+        print(
+            f"{stats['pending']} event(s) still queued in {config.delivery.outbox}: "
+            "the next run or `destination outbox flush` sends them",
+            file=err,
+        )
+    return EXIT_OK
+
+
+def _check_inputs(paths: list[str]) -> str | None:
+    if paths.count("-") > 1:
+        return "'-' (stdin) can be given only once"
+    for path in paths:
+        if path != "-" and not Path(path).is_file():
+            return f"{path}: no such file"
+    return None
+
+
+def _token_configured(config: Config, environ: dict[str, str]) -> bool:
+    token = config.settings.get("access_token")
+    return bool(environ.get("TIKTOK_ACCESS_TOKEN") or (isinstance(token, str) and token))
+
+
+def _mode(
+    config: Config, args: argparse.Namespace, stack: ExitStack
+) -> tuple[Config, dict[str, str], str]:
+    """Apply the command line to the config: presets, batch size, dry-run or sandbox."""
+    environ = dict(os.environ)
+    if args.presets:
+        config = config.with_overrides(presets=tuple(args.presets))
+    if args.batch_size:
+        config = config.with_delivery(options={"batch_size": args.batch_size})
+    if args.outbox:
+        config = config.with_delivery(outbox=Path(args.outbox))
+    note = ""
+    settings = dict(config.settings)
+    temporary = args.dry_run or args.sandbox or not _token_configured(config, environ)
+    if temporary and not args.outbox:
+        # Dry runs and sandbox runs leave nothing behind: their own outbox, removed at the end.
+        folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="destination-run-"))
+        config = config.with_delivery(outbox=Path(folder) / "outbox.db")
+    if args.dry_run:
+        settings.setdefault("pixel_code", environ.get("TIKTOK_PIXEL_CODE") or SANDBOX_PIXEL)
+        if not _token_configured(config, environ):
+            settings["access_token"] = DRY_RUN_TOKEN
+        config = config.with_overrides(settings=settings).with_delivery(
+            executor="dry-run", executor_options={}, options={"linger": 0.0}
+        )
+    elif temporary:
+        from .tiktok.sandbox import Sandbox
+
+        box = Sandbox(pixels=None).start()
+        stack.callback(box.stop)
+        for variable in ("TIKTOK_ACCESS_TOKEN", "TIKTOK_API_BASE_URL"):
+            environ.pop(variable, None)
+        settings.update(access_token=box.token, api_base_url=box.url)
+        settings.setdefault("pixel_code", environ.get("TIKTOK_PIXEL_CODE") or SANDBOX_PIXEL)
+        config = config.with_overrides(settings=settings).with_delivery(
+            executor="http", executor_options={}, options={"linger": 0.05}
+        )
+        why = "--sandbox" if args.sandbox else "no access token (TIKTOK_ACCESS_TOKEN)"
+        note = (
+            f"{why}: delivering to the embedded TikTok sandbox at {box.url} "
+            "(nothing leaves this machine)"
+        )
+    return config, environ, note
+
+
+Line = tuple[str, int, Any]
+
+
+def _open(path: str) -> IO[bytes]:
+    return sys.stdin.buffer if path == "-" else open(path, "rb")
+
+
+def _lines(paths: list[str], tally: Tally, progress: Any) -> Iterator[Line]:
+    """(file, line number, event) for every good line; bad lines are tallied and reported."""
+    for path in paths:
+        name = "<stdin>" if path == "-" else path
+        handle = _open(path)
+        try:
+            for number, raw in enumerate(handle, start=1):
+                progress.advance(len(raw))
+                if not raw.strip():
+                    continue
+                tally.lines += 1
+                event, problem = _parse(raw)
+                if problem is not None:
+                    _bad(tally, name, number, problem)
+                    continue
+                tally.events += 1
+                yield name, number, event
+        finally:
+            if handle is not sys.stdin.buffer:
+                handle.close()
+
+
+def _parse(raw: bytes) -> tuple[Any, str | None]:
+    try:
+        event = json.loads(raw)
+    except UnicodeDecodeError:
+        return None, "not UTF-8 text"
+    except ValueError as exc:
+        return None, f"not JSON: {exc.msg if hasattr(exc, 'msg') else exc}"
+    if not isinstance(event, dict):
+        return None, f"not a JSON object (got {_json_kind(event)})"
+    kind = event.get("type")
+    if not isinstance(kind, str):
+        return None, "not a Segment event: no 'type'"
+    if kind not in SEGMENT_TYPES:
+        return None, f"not a Segment event: unknown type {kind[:40]!r}"
+    return event, None
+
+
+def _json_kind(value: Any) -> str:
+    return {list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), "null" if value is None else "a number"
+    )
+
+
+def _bad(tally: Tally, name: str, number: int, problem: str) -> None:
+    tally.bad_lines += 1
+    tally.bad_reasons[problem.split(":")[0] if problem.startswith("not JSON") else problem] += 1
+    _show(tally, f"{name}:{number}: {problem}")
+
+
+def _show(tally: Tally, message: str) -> None:
+    tally.shown += 1
+    if tally.shown <= SHOWN_PROBLEMS:
+        print(message, file=sys.stderr)
+    elif tally.shown == SHOWN_PROBLEMS + 1:
+        print("… (further problems are only counted; see the summary)", file=sys.stderr)
+
+
+def _chunks(paths: list[str], tally: Tally, progress: Any) -> Iterator[list[Line]]:
+    chunk: list[Line] = []
+    for line in _lines(paths, tally, progress):
+        chunk.append(line)
+        if len(chunk) >= CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _report_invalid(chunk: list[Line], outcomes: list[EventOutcome], tally: Tally) -> None:
+    for (name, number, _), outcome in zip(chunk, outcomes, strict=True):
+        for error in outcome.errors:
+            _show(tally, f"{name}:{number}: {error}")
+
+
+def _drain(runtime: Runtime, wait: float) -> None:
+    """Deliver what is queued, retrying for up to ``wait`` seconds; the rest stays queued."""
+    deadline = time.monotonic() + max(0.0, wait)
+    while True:
+        left = deadline - time.monotonic()
+        runtime.flush(max(0.0, left))
+        stats = runtime.engine.stats()
+        if runtime.stopped or not stats.get("pending") or time.monotonic() >= deadline:
+            return
+        time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+
+
+class _NoProgress:
+    def advance(self, n: int) -> None:
+        pass
+
+    def __enter__(self) -> _NoProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+class _Progress:
+    """A rich progress bar over the bytes of the input files, on stderr."""
+
+    def __init__(self, paths: list[str]) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, DownloadColumn, Progress, TimeElapsedColumn
+
+        total = None if "-" in paths else sum(Path(p).stat().st_size for p in paths)
+        self._progress = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TimeElapsedColumn(),
+            console=Console(file=sys.stderr),
+            transient=True,
+        )
+        self._task = self._progress.add_task("reading events", total=total)
+        self._pending = 0
+
+    def advance(self, n: int) -> None:
+        self._pending += n
+        if self._pending >= 65536:
+            self._progress.advance(self._task, self._pending)
+            self._pending = 0
+
+    def __enter__(self) -> _Progress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.advance(self._task, self._pending)
+        self._progress.stop()
+
+
+def _progress(mode: str, paths: list[str]) -> _Progress | _NoProgress:
+    show = mode == "always" or (mode == "auto" and sys.stderr.isatty())
+    return _Progress(paths) if show else _NoProgress()
+
+
+def _summary(stats: dict[str, Any], tally: Tally, elapsed: float, *, dry_run: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="destination run", show_header=False, title_justify="left")
+    table.add_column("what", no_wrap=True, overflow="ellipsis", max_width=64)
+    table.add_column("count", justify="right")
+    rate = f" ({tally.events / elapsed:,.0f}/s)" if elapsed > 0 and tally.events else ""
+    table.add_row("lines read", f"{tally.lines:,}")
+    table.add_row("events", f"{tally.events:,}{rate}")
+    table.add_row("bad lines", f"{tally.bad_lines:,}")
+    for reason, count in tally.bad_reasons.most_common(5):
+        table.add_row(f"  {reason}", f"{count:,}")
+    table.add_row("matched", f"{stats['matched']:,}")
+    for preset, count in sorted(stats["matched_by_preset"].items(), key=lambda kv: -kv[1]):
+        table.add_row(f"  {preset}", f"{count:,}")
+    table.add_row("not matched", f"{tally.events - stats['matched']:,}")
+    table.add_row("invalid", f"{stats['invalid']:,}")
+    for reason, count in list(stats["invalid_reasons"].items())[:5]:
+        table.add_row(f"  {_short(reason)}", f"{count:,}")
+    table.add_row("written (dry run)" if dry_run else "delivered", f"{stats['delivered']:,}")
+    table.add_row("dead-lettered", f"{stats['dead_lettered']:,}")
+    for reason, count in tally.dead_reasons.most_common(5):
+        table.add_row(f"  {_short(reason)}", f"{count:,}")
+    table.add_row("still queued", f"{stats.get('pending', 0):,}")
+    Console(file=sys.stderr).print(table)
+
+
+def _short(text: str, limit: int = 64) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
