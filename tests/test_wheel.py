@@ -1,4 +1,4 @@
-"""The installed wheel (not the source tree) finds the built-in mappings, presets and schemas."""
+"""The installed wheel (not the source tree) finds its built-in files and runs the quickstart."""
 
 from __future__ import annotations
 
@@ -94,3 +94,19 @@ def test_installed_wheel_finds_builtin_files(tmp_path):
     )
     assert listing.returncode == 0, listing.stderr
     assert [row["name"] for row in json.loads(listing.stdout)][-1] == "View Content"
+
+    # The README quickstart's main job, from outside the source tree: the example
+    # events go to the embedded sandbox and the summary counts them.
+    shutil.copytree(ROOT / "examples", cwd / "examples")
+    quickstart = subprocess.run(
+        [str(cli), "run", "examples/events.ndjson"],
+        cwd=cwd,
+        env={k: v for k, v in env.items() if not k.startswith("TIKTOK_")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert quickstart.returncode == 0, quickstart.stderr
+    assert "embedded TikTok sandbox" in quickstart.stderr
+    delivered = [line for line in quickstart.stderr.splitlines() if "delivered" in line]
+    assert delivered and int(delivered[0].strip("│ ").split("│")[1].strip()) > 40
