@@ -368,6 +368,11 @@ class Sandbox:
                     return
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             return
+        except asyncio.CancelledError:
+            # stop() cancels idle keep-alive connections. Ending normally matters on
+            # Python 3.11, whose StreamReaderProtocol callback calls task.exception() on a
+            # cancelled task and logs a CancelledError traceback (fixed in 3.12).
+            return
         except Exception:  # a sandbox bug: say so loudly, never pass it off as a fault
             log.exception("sandbox: internal error; closing the connection")
             return
