@@ -382,10 +382,9 @@ def _summary(stats: dict[str, Any], tally: Tally, elapsed: float, *, dry_run: bo
 
     table = Table(title="destination run", show_header=False, title_justify="left")
     table.add_column("what", no_wrap=True, overflow="ellipsis", max_width=64)
-    table.add_column("count", justify="right")
-    rate = f" ({tally.events / elapsed:,.0f}/s)" if elapsed > 0 and tally.events else ""
+    table.add_column("count", justify="right", no_wrap=True)
     table.add_row("lines read", f"{tally.lines:,}")
-    table.add_row("events", f"{tally.events:,}{rate}")
+    table.add_row("events", f"{tally.events:,}")
     table.add_row("bad lines", f"{tally.bad_lines:,}")
     for reason, count in tally.bad_reasons.most_common(5):
         table.add_row(f"  {reason}", f"{count:,}")
@@ -401,6 +400,7 @@ def _summary(stats: dict[str, Any], tally: Tally, elapsed: float, *, dry_run: bo
     for reason, count in tally.dead_reasons.most_common(5):
         table.add_row(f"  {_short(reason)}", f"{count:,}")
     table.add_row("still queued", f"{stats.get('pending', 0):,}")
+    table.add_row("seconds", f"{elapsed:,.1f}")
     Console(file=sys.stderr).print(table)
 
 
