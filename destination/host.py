@@ -62,7 +62,7 @@ class ActionOutcome:
     preset: str
     action: str
     payload: Mapping[str, Any] = field(repr=False)
-    item: Mapping[str, Any] | None = field(default=None, repr=False)
+    item: dict[str, Any] | None = field(default=None, repr=False)
     route: Route | None = None
     warnings: tuple[Any, ...] = ()
     error: PayloadError | None = None
@@ -75,7 +75,7 @@ class ActionOutcome:
 class EventOutcome:
     """What happened to one event; :meth:`results` waits for its delivery results."""
 
-    __slots__ = ("_done", "_expected", "_lock", "_results", "actions", "error", "event_id", "index")
+    __slots__ = ("_done", "_expected", "_results", "actions", "error", "event_id", "index")
 
     def __init__(
         self,
@@ -83,6 +83,8 @@ class EventOutcome:
         index: int | None = None,
         actions: tuple[ActionOutcome, ...] = (),
         error: PayloadError | None = None,
+        *,
+        tracked: bool = True,
     ) -> None:
         self.event_id = event_id
         #: position in the batch given to ``process_batch`` (None for ``process``)
@@ -92,10 +94,8 @@ class EventOutcome:
         self.error = error
         self._expected = sum(1 for a in actions if a.accepted)
         self._results: list[DeliveryResult] = []
-        self._lock = threading.Lock()
-        self._done = threading.Event()
-        if not self._expected:
-            self._done.set()
+        # Only an outcome that will receive results pays for an Event (run makes millions).
+        self._done = threading.Event() if tracked and self._expected else None
 
     @property
     def matched(self) -> tuple[str, ...]:
@@ -125,7 +125,7 @@ class EventOutcome:
     @property
     def delivered(self) -> bool:
         """True once every stored item has a result (see :meth:`results`)."""
-        return self._done.is_set()
+        return self._done.is_set() if self._done is not None else not self._expected
 
     def results(self, timeout: float | None = None) -> list[DeliveryResult]:
         """Delivery results of this event's items, waiting up to ``timeout`` seconds.
@@ -133,19 +133,19 @@ class EventOutcome:
         Returns what has arrived by then (all of them when ``delivered``).
         Needs a runtime built with ``track_results=True`` (the default).
         """
-        self._done.wait(timeout)
-        with self._lock:
-            return list(self._results)
+        if self._done is not None:
+            self._done.wait(timeout)
+        return list(self._results)
 
     async def aresults(self, timeout: float | None = None) -> list[DeliveryResult]:
         """``results`` for asyncio callers."""
         return await asyncio.to_thread(self.results, timeout)
 
     def _add(self, result: DeliveryResult) -> None:
-        with self._lock:
-            self._results.append(result)
-            if len(self._results) >= self._expected:
-                self._done.set()
+        # Called only from the delivery thread, under the runtime's lock.
+        self._results.append(result)
+        if self._done is not None and len(self._results) >= self._expected:
+            self._done.set()
 
     def __repr__(self) -> str:
         state = "error" if self.error else f"matched={list(self.matched)}"
@@ -281,7 +281,7 @@ class Runtime:
         if not isinstance(event, dict):
             error = PayloadError(f"an event must be a JSON object, got {_kind(event)}")
             self._count_error(error)
-            return EventOutcome(None, index, error=error)
+            return EventOutcome(None, index, error=error, tracked=False)
         event_id = event_id_for(event)
         try:
             matches = self.pipeline.match(event)
@@ -289,18 +289,18 @@ class Runtime:
             if exc.event_id is None:
                 exc.event_id = event_id
             self._count_error(exc)
-            return EventOutcome(event_id, index, error=exc)
+            return EventOutcome(event_id, index, error=exc, tracked=False)
         if not matches:
-            return EventOutcome(event_id, index)
+            return EventOutcome(event_id, index, tracked=False)
         actions = []
         for match in matches:
             outcome = self._build(event, event_id, match.preset.name, match.action, match.payload)
             if outcome.item is not None and outcome.route is not None:
-                triples.append((outcome.route, dict(outcome.item), str(outcome.item["event_id"])))
+                triples.append((outcome.route, outcome.item, str(outcome.item["event_id"])))
             actions.append(outcome)
         with self._lock:
             self._by_preset.update(a.preset for a in actions)
-        return EventOutcome(event_id, index, tuple(actions))
+        return EventOutcome(event_id, index, tuple(actions), tracked=self._track)
 
     def _build(
         self, event: dict[str, Any], event_id: str, preset: str, action: Action, payload: Any
@@ -362,11 +362,10 @@ class Runtime:
         if self._track:
             with self._lock:
                 queue = self._waiting.get(result.event_id)
-                outcome = queue.popleft() if queue else None
-                if queue is not None and not queue:
-                    del self._waiting[result.event_id]
-            if outcome is not None:
-                outcome._add(result)
+                if queue:
+                    queue.popleft()._add(result)
+                    if not queue:
+                        del self._waiting[result.event_id]
         if self._user_on_result is not None:
             self._user_on_result(result)
 
