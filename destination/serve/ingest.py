@@ -137,7 +137,8 @@ def parse_request(
 
 def _load(body: bytes) -> Any:
     try:
-        return json.loads(body, parse_constant=_reject_constant)
+        # Decoded here: json.loads would guess UTF-16/32 from the first bytes.
+        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except UnicodeDecodeError:
         raise IngestError(400, "invalid_json", "the body is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
