@@ -118,6 +118,26 @@ async def load(url: str, payloads: list[bytes], connections: int, seconds: float
     return elapsed, latencies, statuses
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
 def metric(text: str, name: str) -> float:
     found = re.search(rf"^{name} (\S+)$", text, re.M)
     return float(found.group(1)) if found else 0.0
@@ -130,6 +150,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=60.0, help="stop sending after this")
     parser.add_argument("--gzip", action="store_true")
+    parser.add_argument("--workers", type=int, default=0, help="destination serve --workers")
     args = parser.parse_args()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     sandbox = subprocess.Popen(
@@ -161,6 +182,8 @@ def main() -> None:
                 KEY,
                 "--log-level",
                 "warning",
+                "--workers",
+                str(args.workers),
             ],
             stderr=subprocess.PIPE,
             text=True,
@@ -189,6 +212,12 @@ def main() -> None:
                         break
                     time.sleep(0.05)
             total = time.monotonic() - deadline + 120 + elapsed
+            cpu = {
+                "server": cpu_seconds(server.pid),
+                "workers": sum(cpu_seconds(c) for c in children(server.pid)),
+                "sandbox": cpu_seconds(sandbox.pid),
+                "load generator": time.process_time(),
+            }
         finally:
             server.terminate()
             server.wait(30)
@@ -200,13 +229,16 @@ def main() -> None:
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
     print(
         f"{accepted:,} events in {statuses.get(200, 0)} requests of {args.batch} "
-        f"({args.connections} connections{', gzip' if args.gzip else ''}): "
+        f"({args.connections} connections, {args.workers} workers"
+        f"{', gzip' if args.gzip else ''}): "
         f"accepted {accepted / elapsed:,.0f} events/s ({elapsed:.2f} s), "
         f"latency p50 {p50:.1f} ms p99 {p99:.1f} ms, statuses {statuses}; "
         f"delivered to the sandbox: {sandbox_stats['events']:,} items "
         f"({sandbox_stats['events'] / total:,.0f}/s end to end, {total:.2f} s), "
         f"{sandbox_stats['requests']} requests, duplicates {sandbox_stats['duplicates']}"
     )
+    per_event = ", ".join(f"{k} {v / max(accepted, 1) * 1e6:.0f}" for k, v in cpu.items())
+    print(f"CPU µs per event: {per_event}")
 
 
 if __name__ == "__main__":

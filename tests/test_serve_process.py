@@ -230,3 +230,66 @@ def test_sigkill_mid_stream_then_restart_loses_no_acknowledged_event(tmp_path):
     # A batch in flight at the kill may be sent again (same event_ids: TikTok deduplicates);
     # nothing else is.
     assert all(count <= 2 for count in box.duplicates().values())
+
+
+# -- worker processes ---------------------------------------------------------------------
+
+
+def worker_pids(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_workers_store_deliver_count_and_die_with_a_killed_server(tmp_path):
+    with Sandbox(pixels=[PIXEL]) as box:
+        args = ("--config", str(write_config(tmp_path)), "--write-key", KEY, "--workers", "2")
+        server = ServeProcess(*args, env=box_env(box))
+        try:
+            assert "2 worker processes" in server.output
+            maker = Client(write_key=KEY, host=server.url, send=False)
+            sent = []
+            with httpx.Client() as http:
+                for n in range(0, 1000, 100):
+                    batch = messages(maker, 100, n)
+                    sent += [m["messageId"] for m in batch]
+                    post(KEY, host=server.url, gzip=bool(n % 200), batch=batch)
+                bad = http.post(
+                    server.url + "/v1/batch", json={"batch": [{"event": "x"}]}, auth=(KEY, "")
+                )
+                assert bad.status_code == 400 and "batch[0]: missing 'type'" in bad.text
+                body_key = http.post(
+                    server.url + "/v1/track", json={"writeKey": "no", "event": "x"}
+                )
+                assert body_key.status_code == 401
+                assert wait_for(lambda: len(box.events()) >= 1000)
+                text = http.get(server.url + "/metrics").text.splitlines()
+            assert "destination_events_received_total 1000" in text
+            assert "destination_events_accepted_total 1000" in text
+            assert (
+                'destination_events_matched_by_preset_total{preset="Place an Order"} 1000' in text
+            )
+            assert wait_for(lambda: "destination_events_delivered_total 1000" in text)
+            workers = worker_pids(server.proc.pid)
+            assert len(workers) >= 2
+            os.kill(server.proc.pid, signal.SIGKILL)
+            server.wait()
+            assert wait_for(lambda: not any(alive(p) for p in workers), timeout=10)
+        finally:
+            server.kill()
+        assert sorted(e.event_id for e in box.events()) == sorted(sent)

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,12 +25,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..errors import DeliveryError
-from ..host import Runtime
+from ..host import EventOutcome, Runtime
+from . import workers
 from .auth import WriteKeys, basic_user
 from .ingest import MAX_REQUEST_BYTES, SEGMENT_TYPES, IngestError, decode_body, parse_request
 from .metrics import CONTENT_TYPE, RequestMetrics, render
 
-__all__ = ["ServerState", "build_app"]
+__all__ = ["ServerState", "build_app", "take_events"]
 
 log = logging.getLogger("destination.serve")
 
@@ -43,9 +45,16 @@ class ServerState:
     runtime: Runtime
     keys: WriteKeys
     shutdown_timeout: float
+    #: worker processes that store events (``--workers``); None: this process does
+    pool: workers.WorkerPool | None = None
+    tally: workers.Tally = field(default_factory=workers.Tally.empty)
     metrics: RequestMetrics = field(default_factory=RequestMetrics)
     draining: bool = False
     summary: dict[str, Any] = field(default_factory=dict)
+
+    def stats(self) -> dict[str, Any]:
+        """The runtime's stats with what the worker processes counted."""
+        return self.tally.merge_into(self.runtime.stats())
 
 
 def build_app(
@@ -53,20 +62,19 @@ def build_app(
     keys: WriteKeys,
     *,
     shutdown_timeout: float | None = None,
-    close_runtime: bool = True,
+    pool: workers.WorkerPool | None = None,
 ) -> Starlette:
-    """The ASGI app; on shutdown it drains and (with ``close_runtime``) closes ``runtime``."""
+    """The ASGI app; on shutdown it drains and closes ``runtime`` (and ``pool``)."""
     timeout = (
         runtime.config.delivery.shutdown_timeout if shutdown_timeout is None else shutdown_timeout
     )
-    state = ServerState(runtime, keys, timeout)
+    state = ServerState(runtime, keys, timeout, pool)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         state.draining = True
-        if close_runtime:
-            state.summary = await asyncio.to_thread(_drain, runtime, state.shutdown_timeout)
+        state.summary = await asyncio.to_thread(_drain, state)
 
     routes = [
         Route(f"/v1/{kind}", _ingest_endpoint(state, kind), methods=["POST"])
@@ -84,11 +92,14 @@ def build_app(
     return app
 
 
-def _drain(runtime: Runtime, timeout: float) -> dict[str, Any]:
-    """Deliver what is due within ``timeout`` seconds, keep the rest queued, close."""
+def _drain(state: ServerState) -> dict[str, Any]:
+    """Deliver what is due within the shutdown timeout, keep the rest queued, close."""
+    if state.pool is not None:
+        state.pool.close()  # no request is in flight any more: uvicorn waited for them
+    runtime, timeout = state.runtime, state.shutdown_timeout
     deadline = time.monotonic() + timeout
     runtime.flush(timeout)
-    summary = runtime.stats()
+    summary = state.stats()
     runtime.close(max(0.0, deadline - time.monotonic()))
     return summary
 
@@ -118,29 +129,47 @@ async def _ingest(state: ServerState, request: Request, kind: str | None) -> tup
     try:
         raw = await _read_body(request)
         encoding = request.headers.get("content-encoding")
-        events = await asyncio.to_thread(_take, state, raw, encoding, kind, header is None)
+        if state.pool is None:
+            outcomes = await asyncio.to_thread(
+                take_events, state.runtime, state.keys, raw, encoding, kind, header is None
+            )
+            events = len(outcomes)
+        else:
+            taken = await asyncio.get_running_loop().run_in_executor(
+                state.pool.executor, workers.take, raw, encoding, kind, header is None
+            )
+            state.tally.add(taken)
+            events = taken["events"]
     except IngestError as exc:
         return _error(exc.status, exc.code, exc.message), 0
     except ClientDisconnect:
         return _error(400, "invalid_request", "the client went away"), 0
     except DeliveryError:
         return _error(503, "unavailable", "the server is shutting down; retry"), 0
+    except BrokenProcessPool:
+        log.error("serve: a worker process died; starting the workers again")
+        if state.pool is not None and not state.draining:
+            await asyncio.to_thread(state.pool.restart)
+        return _error(503, "unavailable", "the events could not be stored; retry"), 0
     except Exception as exc:
         log.error("serve: storing a request failed: %s", type(exc).__name__, exc_info=True)
         return _error(500, "internal", "the events could not be stored; retry"), 0
     return Response(_OK, media_type="application/json"), events
 
 
-def _take(
-    state: ServerState, raw: bytes, encoding: str | None, kind: str | None, body_auth: bool
-) -> int:
-    """Decode, validate, check a body write key, store; how many events were taken."""
+def take_events(
+    runtime: Runtime,
+    keys: WriteKeys,
+    raw: bytes,
+    encoding: str | None,
+    kind: str | None,
+    body_auth: bool,
+) -> list[EventOutcome]:
+    """Decode, validate, check a body write key, store in one transaction."""
     events, write_key = parse_request(decode_body(raw, encoding), kind)
-    if body_auth and not state.keys.accepts(write_key):
+    if body_auth and not keys.accepts(write_key):
         raise IngestError(401, "unauthorized", _UNAUTHORIZED)
-    if events:
-        state.runtime.process_batch(events)
-    return len(events)
+    return runtime.process_batch(events) if events else []
 
 
 _UNAUTHORIZED = "missing or unknown write key: send it as the Basic auth user name (empty password)"
@@ -179,11 +208,10 @@ async def _read_body(request: Request) -> bytes:
 def _healthz(state: ServerState) -> Callable[[Request], Any]:
     async def healthz(request: Request) -> Response:
         started = time.perf_counter()
-        runtime = state.runtime
         if state.draining:
             body: dict[str, Any] = {"status": "draining"}
         else:
-            stats = await asyncio.to_thread(runtime.stats)
+            stats = await asyncio.to_thread(state.stats)
             body = {
                 "status": "stopped" if stats["stopped"] else "ok",
                 "pending": stats.get("pending", 0),
@@ -204,7 +232,7 @@ def _metrics(state: ServerState) -> Callable[[Request], Any]:
         if state.draining:
             stats = state.summary
         else:
-            stats = await asyncio.to_thread(state.runtime.stats)
+            stats = await asyncio.to_thread(state.stats)
         text = render(stats, state.metrics, draining=state.draining)
         state.metrics.observe("metrics", 200, time.perf_counter() - started)
         return Response(text, media_type=CONTENT_TYPE)

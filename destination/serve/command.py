@@ -64,6 +64,14 @@ def add_parser(subparsers: Any) -> None:
         help="deliver to an embedded local TikTok sandbox instead of TikTok",
     )
     parser.add_argument(
+        "--workers",
+        type=_workers,
+        default=0,
+        metavar="N",
+        help="processes that decode and store events, for more than one core's worth "
+        "(default: 0, the server process does)",
+    )
+    parser.add_argument(
         "--log-level",
         choices=("debug", "info", "warning", "error"),
         default="info",
@@ -83,6 +91,16 @@ def _port(text: str) -> int:
     return port
 
 
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"workers must be between 0 and 64, got {value}")
+    return value
+
+
 def _fail(message: str, code: int = EXIT_CONFIG) -> int:
     print(f"destination serve: {message}", file=sys.stderr)
     return code
@@ -98,6 +116,7 @@ def serve(args: argparse.Namespace) -> int:
     from ..sandboxmode import token_configured, use_sandbox
     from .app import build_app
     from .auth import resolve_write_keys
+    from .workers import WORKER_POLL_INTERVAL, WorkerPool, put_only_queue
 
     environ = dict(os.environ)
     with ExitStack() as stack:
@@ -114,19 +133,30 @@ def serve(args: argparse.Namespace) -> int:
                     "no access token: set TIKTOK_ACCESS_TOKEN (or settings.access_token), "
                     "or pass --sandbox to deliver to a local sandbox"
                 )
+            if args.workers:
+                put_only_queue(config).close()  # refuses a queue other than sqlite, early
+                poll = min(config.delivery.options.poll_interval, WORKER_POLL_INTERVAL)
+                config = config.with_delivery(options={"poll_interval": poll})
             runtime = Runtime(config, track_results=False, environ=environ)
         except DestinationError as exc:
             return _fail(str(exc))
+        stack.callback(runtime.close, 0)
+        pool = None
+        if args.workers:
+            try:
+                pool = WorkerPool(args.workers, config, environ, keys)
+            except Exception as exc:
+                return _fail(f"the worker processes did not start: {exc}")
+            stack.callback(pool.close)
         host = args.host or config.serve.host
         port = config.serve.port if args.port is None else args.port
         try:
             sock = _bind(host, port)
         except OSError as exc:
-            runtime.close(0)
             return _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", EXIT_LISTEN)
         stack.callback(sock.close)
         _setup_logging(args.log_level)
-        app = build_app(runtime, keys)
+        app = build_app(runtime, keys, pool=pool)
         server = uvicorn.Server(
             uvicorn.Config(
                 app,
@@ -143,7 +173,8 @@ def serve(args: argparse.Namespace) -> int:
             print(note, file=sys.stderr)
         print(
             f"destination serve: listening on http://{_url_host(bound_host)}:{bound_port} "
-            f"({len(keys)} write key(s) from {keys.source}; outbox {config.delivery.outbox})",
+            f"({len(keys)} write key(s) from {keys.source}; outbox {config.delivery.outbox}"
+            f"{f'; {args.workers} worker processes' if args.workers else ''})",
             file=sys.stderr,
             flush=True,
         )
@@ -156,7 +187,6 @@ def serve(args: argparse.Namespace) -> int:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            runtime.close(0)
         summary = app.state.serve.summary
     if summary:
         print(

@@ -46,6 +46,9 @@ class IngestError(Exception):
         self.code = code
         self.message = message
 
+    def __reduce__(self) -> tuple[Any, ...]:  # raised in a worker process, read in the server
+        return (type(self), (self.status, self.code, self.message))
+
 
 def too_large(what: str) -> IngestError:
     return IngestError(413, "too_large", what)
