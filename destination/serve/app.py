@@ -126,6 +126,7 @@ async def _ingest(state: ServerState, request: Request, kind: str | None) -> tup
     header = request.headers.get("authorization")
     if header is not None and not state.keys.accepts(basic_user(header)):
         return _unauthorized(), 0
+    executor = None
     try:
         raw = await _read_body(request)
         encoding = request.headers.get("content-encoding")
@@ -135,8 +136,9 @@ async def _ingest(state: ServerState, request: Request, kind: str | None) -> tup
             )
             events = len(outcomes)
         else:
+            executor = state.pool.executor
             taken = await asyncio.get_running_loop().run_in_executor(
-                state.pool.executor, workers.take, raw, encoding, kind, header is None
+                executor, workers.take, raw, encoding, kind, header is None
             )
             state.tally.add(taken)
             events = taken["events"]
@@ -148,8 +150,8 @@ async def _ingest(state: ServerState, request: Request, kind: str | None) -> tup
         return _error(503, "unavailable", "the server is shutting down; retry"), 0
     except BrokenProcessPool:
         log.error("serve: a worker process died; starting the workers again")
-        if state.pool is not None and not state.draining:
-            await asyncio.to_thread(state.pool.restart)
+        if state.pool is not None and executor is not None and not state.draining:
+            await asyncio.to_thread(state.pool.restart, executor)
         return _error(503, "unavailable", "the events could not be stored; retry"), 0
     except Exception as exc:
         log.error("serve: storing a request failed: %s", type(exc).__name__, exc_info=True)

@@ -112,6 +112,7 @@ class WorkerPool:
     def __init__(self, workers: int, config: Config, environ: Mapping[str, str], keys: WriteKeys):
         self.workers = workers
         self._spec = (replace(config, _doc=None), dict(environ), keys, os.getpid())
+        self._lock = threading.Lock()
         self._pool = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
@@ -127,10 +128,13 @@ class WorkerPool:
     def executor(self) -> ProcessPoolExecutor:
         return self._pool
 
-    def restart(self) -> None:
-        """After a worker died (BrokenProcessPool): a fresh pool."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        self._pool = self._start()
+    def restart(self, broken: ProcessPoolExecutor) -> None:
+        """After a worker of ``broken`` died (BrokenProcessPool): a fresh pool, once."""
+        with self._lock:
+            if self._pool is not broken:
+                return  # another request restarted it already
+            broken.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._start()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
