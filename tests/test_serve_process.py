@@ -286,10 +286,27 @@ def test_workers_store_deliver_count_and_die_with_a_killed_server(tmp_path):
             )
             assert wait_for(lambda: "destination_events_delivered_total 1000" in text)
             workers = worker_pids(server.proc.pid)
-            assert len(workers) >= 2
+            spawned = [
+                p for p in workers if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()
+            ]
+            assert len(spawned) == 2
+            os.kill(spawned[0], signal.SIGKILL)  # a worker dies: one 503, then a fresh pool
+            assert wait_for(lambda: not alive(spawned[0]))
+            extra = messages(maker, 1, 5000)
+            answers = []
+            for _ in range(3):
+                try:
+                    post(KEY, host=server.url, batch=extra)
+                    answers.append(200)
+                except APIError as exc:
+                    answers.append(exc.status)
+            assert answers[-1] == 200 and set(answers) <= {200, 503}
+            sent += [m["messageId"] for m in extra]
+            assert wait_for(lambda: len(box.events()) >= 1001)
+            workers = worker_pids(server.proc.pid)
             os.kill(server.proc.pid, signal.SIGKILL)
             server.wait()
             assert wait_for(lambda: not any(alive(p) for p in workers), timeout=10)
         finally:
             server.kill()
-        assert sorted(e.event_id for e in box.events()) == sorted(sent)
+        assert sorted({e.event_id for e in box.events()}) == sorted(set(sent))
