@@ -9,6 +9,8 @@ import zlib
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from destination.errors import ConfigurationError
 from destination.serve.auth import ENV_WRITE_KEYS, WriteKeys, basic_user, resolve_write_keys
@@ -16,6 +18,7 @@ from destination.serve.ingest import (
     MAX_EVENT_BYTES,
     MAX_REQUEST_BYTES,
     IngestError,
+    _load_sized,
     decode_body,
     parse_request,
 )
@@ -238,3 +241,70 @@ def test_metrics_render_counters_gauges_and_a_histogram():
         if not line.startswith("#"):
             float(line.rsplit(" ", 1)[1])
     assert text.endswith("\n")
+
+
+# -- the one-pass reader of large batches -------------------------------------------------
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    items=st.lists(st.dictionaries(st.text(), json_values, max_size=5), max_size=6),
+    extra=st.dictionaries(st.text(), json_values, max_size=3),
+    indent=st.sampled_from([None, 1, "\t"]),
+    ascii_only=st.booleans(),
+)
+def test_the_sized_reader_equals_json_loads_and_measures_each_item_as_sent(
+    items, extra, indent, ascii_only
+):
+    document = {**extra, "batch": items}
+    text = json.dumps(document, indent=indent, ensure_ascii=ascii_only)
+    parsed, sizes = _load_sized(text)
+    assert parsed == json.loads(text)
+    assert sizes is not None and len(sizes) == len(items)
+    if indent is None:
+        expected = [len(json.dumps(i, ensure_ascii=ascii_only).encode()) for i in items]
+        assert sizes == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"batch": [1, 2], "batch": [3]}',
+        '  {"a": 1, "batch": []}  ',
+        '{"batch": {"not": "a list"}}',
+        '{"batch": [1 2]}',
+        '{"batch": [NaN]}',
+        '{"batch": [1]} trailing',
+        "[1, 2]",
+        '{"batch": ["\\ud800"]}',
+    ],
+)
+def test_the_sized_reader_agrees_with_json_loads_on_odd_documents(text):
+    try:
+        expected = json.loads(text, parse_constant=lambda name: 1 / 0)
+    except (ValueError, ZeroDivisionError):
+        with pytest.raises(IngestError):
+            _load_sized(text)
+        return
+    parsed, sizes = _load_sized(text)
+    assert parsed == expected
+    if isinstance(expected, dict) and isinstance(expected.get("batch"), list):
+        assert sizes is not None and len(sizes) == len(expected["batch"])
+
+
+def test_a_pretty_printed_batch_is_measured_with_its_spaces():
+    item = {"type": "track", "event": "A", "properties": {"x": "y" * (MAX_EVENT_BYTES - 100)}}
+    compact = json.dumps({"batch": [item, item]}).encode()
+    assert parse_request(compact, None)[0][1]["event"] == "A"
+    wide = json.dumps({"batch": [item, item]}, indent=60).encode()
+    assert refused(wide).status == 413
