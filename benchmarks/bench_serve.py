@@ -191,13 +191,19 @@ def main() -> None:
         )
         assert server.stderr is not None
         url = ""
+        seen = []
         for line in server.stderr:
+            seen.append(line)
             found = re.search(r"listening on (http://\S+)", line)
             if found:
                 url = found.group(1)
                 break
+        if not url:
+            sandbox.stdin.close()
+            sys.exit("destination serve did not start:\n" + "".join(seen))
         try:
             payloads = bodies(args.requests, args.batch, args.gzip)
+            own_cpu = time.process_time()
             elapsed, latencies, statuses = asyncio.run(
                 load(url, payloads, args.connections, args.seconds, args.gzip)
             )
@@ -216,7 +222,7 @@ def main() -> None:
                 "server": cpu_seconds(server.pid),
                 "workers": sum(cpu_seconds(c) for c in children(server.pid)),
                 "sandbox": cpu_seconds(sandbox.pid),
-                "load generator": time.process_time(),
+                "load generator": time.process_time() - own_cpu,
             }
         finally:
             server.terminate()
