@@ -23,6 +23,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -201,6 +202,8 @@ def main() -> None:
         if not url:
             sandbox.stdin.close()
             sys.exit("destination serve did not start:\n" + "".join(seen))
+        # Keep reading its stderr, so a chatty server never blocks on a full pipe.
+        threading.Thread(target=lambda: seen.extend(server.stderr or ()), daemon=True).start()
         try:
             payloads = bodies(args.requests, args.batch, args.gzip)
             own_cpu = time.process_time()
