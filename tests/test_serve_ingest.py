@@ -256,7 +256,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
     items=st.lists(st.dictionaries(st.text(), json_values, max_size=5), max_size=6),
     extra=st.dictionaries(st.text(), json_values, max_size=3),

@@ -143,6 +143,8 @@ async def _ingest(state: ServerState, request: Request, kind: str | None) -> tup
             state.tally.add(taken)
             events = taken["events"]
     except IngestError as exc:
+        if exc.status == 401:
+            return _unauthorized(), 0
         return _error(exc.status, exc.code, exc.message), 0
     except ClientDisconnect:
         return _error(400, "invalid_request", "the client went away"), 0
