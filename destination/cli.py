@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_presets(sub)
     _add_outbox(sub)
     _add_sandbox(sub)
+    _add_serve(sub)
     return parser
 
 
@@ -36,6 +37,12 @@ def _add_run(subparsers: Any) -> None:
     from . import run
 
     run.add_parser(subparsers)
+
+
+def _add_serve(subparsers: Any) -> None:
+    from .serve import command
+
+    command.add_parser(subparsers)
 
 
 def _add_lint(subparsers: Any) -> None:

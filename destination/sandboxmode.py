@@ -1,0 +1,51 @@
+"""Delivering to the embedded TikTok sandbox instead of TikTok, for commands that offer it.
+
+``destination run`` falls back to the sandbox when no access token is
+configured; ``destination serve`` only with ``--sandbox``, because a server
+silently acknowledging events that never leave the machine is a production
+incident. Both need the same three steps — start the sandbox on loopback,
+point the settings at it, make sure the environment cannot point them back
+at TikTok — so they live here once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, MutableMapping
+from contextlib import ExitStack
+
+from .config import Config
+
+__all__ = ["SANDBOX_PIXEL", "token_configured", "use_sandbox"]
+
+SANDBOX_PIXEL = "CSANDBOXPIXEL0001"
+#: Environment variables that would send sandbox-mode events elsewhere.
+_OVERRIDES = ("TIKTOK_ACCESS_TOKEN", "TIKTOK_API_BASE_URL")
+
+
+def token_configured(config: Config, environ: Mapping[str, str]) -> bool:
+    """True when an access token comes from the environment or the config's settings."""
+    token = config.settings.get("access_token")
+    return bool(environ.get("TIKTOK_ACCESS_TOKEN") or (isinstance(token, str) and token))
+
+
+def use_sandbox(
+    config: Config, environ: MutableMapping[str, str], stack: ExitStack, *, linger: float = 0.05
+) -> tuple[Config, str]:
+    """Start a sandbox (stopped when ``stack`` closes) and deliver ``config`` to it.
+
+    Removes the token and base-URL overrides from ``environ`` (pass a copy of
+    ``os.environ``) and returns the new config and the sandbox's URL.
+    """
+    from .tiktok.sandbox import Sandbox
+
+    box = Sandbox(pixels=None).start()
+    stack.callback(box.stop)
+    for variable in _OVERRIDES:
+        environ.pop(variable, None)
+    settings = dict(config.settings)
+    settings.update(access_token=box.token, api_base_url=box.url)
+    settings.setdefault("pixel_code", environ.get("TIKTOK_PIXEL_CODE") or SANDBOX_PIXEL)
+    config = config.with_overrides(settings=settings).with_delivery(
+        executor="http", executor_options={}, options={"linger": linger}
+    )
+    return config, box.url
