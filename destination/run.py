@@ -33,6 +33,7 @@ from .config import Config, load_config
 from .delivery.engine import DeliveryResult, ResultOutcome
 from .errors import ConfigurationError, DestinationError
 from .host import EventOutcome, Runtime
+from .sandboxmode import SANDBOX_PIXEL, token_configured, use_sandbox
 
 __all__ = ["SEGMENT_TYPES", "add_parser", "run"]
 
@@ -44,7 +45,6 @@ CHUNK = 500
 SHOWN_PROBLEMS = 20
 
 EXIT_OK, EXIT_CONFIG, EXIT_STOPPED = 0, 2, 3
-SANDBOX_PIXEL = "CSANDBOXPIXEL0001"
 DRY_RUN_TOKEN = "dry-run-token"
 
 
@@ -181,11 +181,6 @@ def _check_inputs(paths: list[str]) -> str | None:
     return None
 
 
-def _token_configured(config: Config, environ: dict[str, str]) -> bool:
-    token = config.settings.get("access_token")
-    return bool(environ.get("TIKTOK_ACCESS_TOKEN") or (isinstance(token, str) and token))
-
-
 def _mode(
     config: Config, args: argparse.Namespace, stack: ExitStack
 ) -> tuple[Config, dict[str, str], str]:
@@ -198,34 +193,24 @@ def _mode(
     if args.outbox:
         config = config.with_delivery(outbox=Path(args.outbox))
     note = ""
-    settings = dict(config.settings)
-    temporary = args.dry_run or args.sandbox or not _token_configured(config, environ)
+    temporary = args.dry_run or args.sandbox or not token_configured(config, environ)
     if temporary and not args.outbox:
         # Dry runs and sandbox runs leave nothing behind: their own outbox, removed at the end.
         folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="destination-run-"))
         config = config.with_delivery(outbox=Path(folder) / "outbox.db")
     if args.dry_run:
+        settings = dict(config.settings)
         settings.setdefault("pixel_code", environ.get("TIKTOK_PIXEL_CODE") or SANDBOX_PIXEL)
-        if not _token_configured(config, environ):
+        if not token_configured(config, environ):
             settings["access_token"] = DRY_RUN_TOKEN
         config = config.with_overrides(settings=settings).with_delivery(
             executor="dry-run", executor_options={}, options={"linger": 0.0}
         )
     elif temporary:
-        from .tiktok.sandbox import Sandbox
-
-        box = Sandbox(pixels=None).start()
-        stack.callback(box.stop)
-        for variable in ("TIKTOK_ACCESS_TOKEN", "TIKTOK_API_BASE_URL"):
-            environ.pop(variable, None)
-        settings.update(access_token=box.token, api_base_url=box.url)
-        settings.setdefault("pixel_code", environ.get("TIKTOK_PIXEL_CODE") or SANDBOX_PIXEL)
-        config = config.with_overrides(settings=settings).with_delivery(
-            executor="http", executor_options={}, options={"linger": 0.05}
-        )
+        config, url = use_sandbox(config, environ, stack)
         why = "--sandbox" if args.sandbox else "no access token (TIKTOK_ACCESS_TOKEN)"
         note = (
-            f"{why}: delivering to the embedded TikTok sandbox at {box.url} "
+            f"{why}: delivering to the embedded TikTok sandbox at {url} "
             "(nothing leaves this machine)"
         )
     return config, environ, note
