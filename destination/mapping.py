@@ -173,7 +173,12 @@ def _get(value: Any, key: str) -> Any:
 
 
 def _lookup_code(source: str, key: str) -> str:
-    return f"{source}.get({key!r}) if type({source}) is dict else _get({source}, {key!r})"
+    # A missing key is the common case in CDP events, and ``_get(None, key)`` would
+    # raise and catch an AttributeError for it (about 1 µs); None gives None directly.
+    return (
+        f"{source}.get({key!r}) if type({source}) is dict "
+        f"else None if {source} is None else _get({source}, {key!r})"
+    )
 
 
 def _term_code(
