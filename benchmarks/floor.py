@@ -25,6 +25,7 @@ import json
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from destination import compactjson
 from destination.tiktok.normalize import (
     hash_email,
     hash_external_id,
@@ -283,6 +284,11 @@ def floor_items(event: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def floor_body(items: list[dict[str, Any]], pixel_code: str) -> bytes:
-    """The request body for ``items``: what protocol.build_request writes, by hand."""
+    """The request body for ``items``: what protocol.build_request writes, by hand.
+
+    Through the same serialiser as the framework (``compactjson``, which
+    writes json.dumps's bytes): serialising is not framework overhead, and a
+    hand-written program would pick the fastest exact encoder too.
+    """
     body = {"event_source": "web", "event_source_id": pixel_code, "data": items}
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return compactjson.dumps(body)

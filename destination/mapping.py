@@ -207,6 +207,19 @@ def _term_code(
     return lines
 
 
+def _falsy_code(name: str) -> str:
+    """A test for JMESPath falsiness (null, false, "", [], {}; 0 is true).
+
+    ``not v`` first: every JMESPath-false JSON value is false in Python too, so
+    a found value (the usual case) is settled by one test instead of five,
+    two of which would build an empty list and dict to compare with.
+    """
+    return (
+        f"not {name} and ({name} is None or {name} is False or {name} == '' "
+        f"or {name} == [] or {name} == {{}})"
+    )
+
+
 def _chain_code(
     terms: list[Term],
     names: dict[str, Any],
@@ -217,10 +230,7 @@ def _chain_code(
     """Code that leaves JMESPath's value of ``t1 || t2 || ...`` in ``out``."""
     lines = _term_code(terms[0], names, out, indent, hoisted)
     for term in terms[1:]:
-        lines.append(
-            f"{indent}if {out} is None or {out} is False or {out} == '' "
-            f"or {out} == [] or {out} == {{}}:"
-        )
+        lines.append(f"{indent}if {_falsy_code(out)}:")
         indent += "    "
         lines.extend(_term_code(term, names, out, indent, hoisted))
     return lines
@@ -329,7 +339,7 @@ class _Codegen:
             lines.append(f"{ind}{out} = {src}")
         elif kind in ("or_expression", "and_expression"):
             self.emit(children[0], src, out, lines, ind)
-            test = f"{out} is None or {out} is False or {out} == '' or {out} == [] or {out} == {{}}"
+            test = _falsy_code(out)
             lines.append(f"{ind}if {test if kind == 'or_expression' else f'not ({test})'}:")
             self.emit(children[1], src, out, lines, ind + "    ")
         elif kind == "function_expression":
