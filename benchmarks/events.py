@@ -57,7 +57,9 @@ _QUERIES = ("red shoes", "monopoly", "kettle", "garden hose", "lego")
 def _product(rng: random.Random, index: int) -> dict[str, Any]:
     product: dict[str, Any] = {
         # ids are strings mostly, numbers sometimes (to_string in the presets)
-        "product_id": f"sku-{rng.randrange(100_000)}" if rng.random() < 0.8 else rng.randrange(10**6),
+        "product_id": f"sku-{rng.randrange(100_000)}"
+        if rng.random() < 0.8
+        else rng.randrange(10**6),
         "sku": f"G-{index}{rng.randrange(100)}",
         "name": f"Product {rng.randrange(1000)}",
         "category": rng.choice(_CATEGORIES),
@@ -172,6 +174,4 @@ def generate_events(count: int, seed: int = 0) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     kinds = [(kind, name) for kind, name, _ in MIX]
     weights = [weight for _, _, weight in MIX]
-    return [
-        _event(rng, index, *rng.choices(kinds, weights)[0]) for index in range(count)
-    ]
+    return [_event(rng, index, *rng.choices(kinds, weights)[0]) for index in range(count)]

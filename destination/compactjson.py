@@ -36,6 +36,8 @@ _OPTIONS = (
     | orjson.OPT_PASSTHROUGH_DATACLASS
     | orjson.OPT_PASSTHROUGH_DATETIME
 )
+
+
 def _refuse(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 

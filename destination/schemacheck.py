@@ -157,7 +157,9 @@ class _Codegen:
             if isinstance(sub, Mapping) and set(sub) - _ANNOTATIONS == {"type"}:
                 simple[name] = _types(sub["type"])  # checked inline, without a call
             else:
-                fields[name] = self.function(f"def check(x):\n    return {self.expr(sub, 'x', 1)}\n")
+                fields[name] = self.function(
+                    f"def check(x):\n    return {self.expr(sub, 'x', 1)}\n"
+                )
         if extra is True:
             on_extra = "continue"
         else:
