@@ -36,7 +36,6 @@ _INTEGER = re.compile(r"[+-]?[0-9]+")
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _DIGIT_RUN = re.compile(r"[0-9]{7}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
-_WEB_IDENTIFIERS = ("email", "phone", "external_id", "ttclid", "ttp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,8 +309,14 @@ def _require_identifiers(
     ev: _Event, event_source: str, user: Mapping[str, Any], dropped: set[str]
 ) -> None:
     if event_source == "web":
-        if any(name in user for name in _WEB_IDENTIFIERS) or (
-            "ip" in user and "user_agent" in user
+        # spelled out rather than any(name in user for name in ...): one generator less per event
+        if (
+            "email" in user
+            or "phone" in user
+            or "external_id" in user
+            or "ttclid" in user
+            or "ttp" in user
+            or ("ip" in user and "user_agent" in user)
         ):
             return
         need = "email, phone, external_id, ttclid, ttp, or ip and user_agent"
@@ -337,23 +342,34 @@ def _contents(ev: _Event, value: object) -> list[dict[str, Any]]:
         raise ev.error("contents", f"must be a list of objects, got {_kind(value)}")
     contents: list[dict[str, Any]] = []
     for index, entry in enumerate(value):
-        where = f"contents[{index}]"
         if not isinstance(entry, Mapping):
-            raise ev.error(where, f"must be an object, got {_kind(entry)}")
+            raise ev.error(f"contents[{index}]", f"must be an object, got {_kind(entry)}")
         content: dict[str, Any] = {}
-        content_id = _id_text(ev, entry.get("content_id"), f"{where}.content_id")
-        if content_id:
-            content["content_id"] = content_id
-        for name in ("content_name", "content_category", "brand"):
-            text = _id_text(ev, entry.get(name), f"{where}.{name}")
+        # Strings, ints and finite floats are settled inline; anything else (and
+        # every error) goes through the shared helpers, whose messages need the
+        # field's name, formatted only then.
+        for name in ("content_id", "content_name", "content_category", "brand"):
+            text = entry.get(name)
+            if text is None:
+                continue
+            if type(text) is str:
+                text = text.strip()
+            else:
+                text = _id_text(ev, text, f"contents[{index}].{name}")
             if text:
                 content[name] = text
-        price = _number(ev, entry.get("price"), f"{where}.price")
+        price = entry.get("price")
         if price is not None:
-            content["price"] = price
-        quantity = _integer(ev, entry.get("quantity"), f"{where}.quantity")
+            if type(price) is not int and (type(price) is not float or not math.isfinite(price)):
+                price = _number(ev, price, f"contents[{index}].price")
+            if price is not None:
+                content["price"] = price
+        quantity = entry.get("quantity")
         if quantity is not None:
-            content["quantity"] = quantity
+            if type(quantity) is not int:
+                quantity = _integer(ev, quantity, f"contents[{index}].quantity")
+            if quantity is not None:
+                content["quantity"] = quantity
         if content:
             contents.append(content)
     return contents
