@@ -21,7 +21,7 @@ from .actions import Action
 from .errors import ConfigurationError, PayloadError, TriggerSyntaxError
 from .mapping import CompiledMapping, MappingFunctions, compile_expression
 from .presets import Preset, PresetConfig, resolve_presets
-from .schemacheck import compile_check
+from .schemacheck import compile_check, compile_field_checks
 
 __all__ = ["Match", "Pipeline", "find_action"]
 
@@ -57,6 +57,8 @@ class _Compiled:
     validator: Any
     #: "certainly valid" predicate for the payload schema (schemacheck.py), or None
     check: Callable[[Any], bool] | None = None
+    #: the mapping with that check done field by field: event -> (payload, certainly valid)
+    checked: Callable[[Any], tuple[dict[str, Any], bool]] | None = None
     #: what ``type`` and ``event`` must be for the trigger to hold (None: anything)
     types: frozenset[str] | None = None
     events: frozenset[str] | None = None
@@ -126,10 +128,15 @@ class Pipeline:
                 },
                 source=f"preset {preset.name!r}",
             )
-            validator = check = None
+            validator = check = checked = None
             if validate and action.payload_schema:
                 validator = jsonschema.Draft202012Validator(dict(action.payload_schema))
                 check = compile_check(action.payload_schema)
+                fields = compile_field_checks(action.payload_schema)
+                if fields is not None:
+                    checked = mapping.compile_checked(
+                        {name: fields.of(name) for name in mapping.expressions}, fields.required
+                    )
             needs = required_equalities(parse_trigger(preset.trigger))
             compiled.append(
                 _Compiled(
@@ -139,6 +146,7 @@ class Pipeline:
                     mapping,
                     validator,
                     check,
+                    checked,
                     needs.get(("type",)),
                     needs.get(("event",)),
                 )
@@ -206,8 +214,12 @@ class Pipeline:
         for item in self.candidates(event.get("type"), event.get("event")):
             if not item.trigger(event):
                 continue
-            payload = item.mapping(event)
-            if item.validator is not None and (item.check is None or not item.check(payload)):
+            if item.checked is not None:
+                payload, valid = item.checked(event)
+            else:
+                payload = item.mapping(event)
+                valid = item.check is not None and item.check(payload)
+            if item.validator is not None and not valid:
                 error = best_match(item.validator.iter_errors(payload))
                 if error is not None:
                     field = ".".join(str(p) for p in error.absolute_path) or None

@@ -24,11 +24,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["compile_check"]
+__all__ = ["Check", "FieldCheck", "FieldChecks", "compile_check", "compile_field_checks"]
 
 Check = Callable[[Any], bool]
+#: A property's check: a predicate, or the exact Python types it allows (tested inline).
+FieldCheck = Check | frozenset[type]
 
 #: Keywords that never change whether an instance is valid.
 _ANNOTATIONS = frozenset(
@@ -146,6 +149,12 @@ class _Codegen:
             parts.append(f"{self.const(self.object(schema))}({x})")
         return " and ".join(parts) or "True"
 
+    def field(self, schema: Any) -> FieldCheck:
+        """A property's check: its types when that is all it says, else a predicate."""
+        if isinstance(schema, Mapping) and set(schema) - _ANNOTATIONS == {"type"}:
+            return _types(schema["type"])
+        return self.function(f"def check(x):\n    return {self.expr(schema, 'x', 1)}\n")
+
     def object(self, schema: Mapping[str, Any]) -> Check:
         """One function per object schema: required keys, then one look-up per key present."""
         properties = schema.get("properties", {})
@@ -183,6 +192,49 @@ class _Codegen:
             "    return True",
         ]
         return self.function("\n".join(lines) + "\n")
+
+
+@dataclass(frozen=True)
+class FieldChecks:
+    """An object schema cut into one check per property, to run as each field is mapped.
+
+    A mapping knows which field it is producing, so checking the value right
+    there (``mapping.CompiledMapping.compile_checked``) saves walking the
+    finished payload again. Together the parts are exactly the object check
+    ``compile_check`` builds: ``fields[name]`` for a listed property,
+    ``other`` for any other name (None: anything goes), and ``required``.
+    """
+
+    fields: Mapping[str, FieldCheck]
+    other: FieldCheck | None
+    required: tuple[str, ...]
+
+    def of(self, name: str) -> FieldCheck | None:
+        """The check for property ``name`` (None: every value is allowed)."""
+        return self.fields.get(name, self.other)
+
+
+def compile_field_checks(schema: Mapping[str, Any]) -> FieldChecks | None:
+    """``schema`` as FieldChecks, if it is a plain object schema this module mirrors; else None."""
+    if not isinstance(schema, Mapping) or set(schema) - _ANNOTATIONS - {
+        "type",
+        "properties",
+        "required",
+        "additionalProperties",
+    }:
+        return None
+    if schema.get("type", "object") != "object":
+        return None
+    codegen = _Codegen()
+    try:
+        fields: dict[str, FieldCheck] = {}
+        for name, sub in schema.get("properties", {}).items():
+            fields[name] = codegen.field(sub)
+        extra = schema.get("additionalProperties", True)
+        other = None if extra is True else codegen.field(extra)
+    except _Unsupported:
+        return None
+    return FieldChecks(fields, other, tuple(schema.get("required", ())))
 
 
 def compile_check(schema: Mapping[str, Any]) -> Check | None:
