@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import math
+import random
 
 import jsonschema
 import pytest
@@ -19,7 +20,7 @@ from destination.compactjson import dumps, dumps_reference
 from destination.schemacheck import compile_check
 from destination.tiktok.schemas import load_schema
 
-from .perf_support import default_pipeline
+from .perf_support import default_pipeline, spoil
 from .segment_samples import SAMPLES
 
 SCHEMAS = ["tiktok_report_web_event", "tiktok_report_offline_event", "tiktok_report_crm_event"]
@@ -155,3 +156,20 @@ def test_candidates_never_leave_out_a_matching_preset():
             }
         )
     ] == ["Add to Cart", "View Content"]
+
+
+def test_field_by_field_check_equals_the_whole_payload_check():
+    pipeline = default_pipeline()[0]
+    rng = random.Random(4)
+    events = [spoil(e, rng) if rng.random() < 0.5 else e for e in generate_events(2000, 4)]
+    verdicts = set()
+    for event in events:
+        for item in pipeline._compiled:
+            assert item.checked is not None and item.check is not None
+            payload, ok = item.checked(event)
+            assert payload == item.mapping(event)
+            assert ok == item.check(payload)
+            if ok:
+                assert jsonschema.Draft202012Validator(item.action.payload_schema).is_valid(payload)
+            verdicts.add(ok)
+    assert verdicts == {True, False}

@@ -28,43 +28,8 @@ from destination.pipeline import find_action
 from destination.tiktok.protocol import build_request
 from destination.triggers import compile_trigger
 
-from .perf_support import SETTINGS, default_pipeline
+from .perf_support import SETTINGS, default_pipeline, spoil
 from .segment_samples import SAMPLES
-
-
-def _spoil(event: dict[str, Any], rng: random.Random) -> dict[str, Any]:
-    """A copy with one value a payload schema or the action refuses (or tolerates)."""
-    event = copy.deepcopy(event)
-    props = event["properties"]
-    traits = event["context"].setdefault("traits", {})
-    spoil = rng.choice(
-        [
-            lambda: props.__setitem__("value", "secret@example.com"),
-            lambda: props.__setitem__("value", True),
-            lambda: props.__setitem__("currency", 12),
-            lambda: props.__setitem__("currency", "dollars"),
-            lambda: props.__setitem__("limited_data_use", "yes"),
-            lambda: props.__setitem__("price", "ten"),
-            lambda: props.__setitem__("quantity", 1.5),
-            lambda: props.__setitem__("products", [{"product_id": 1, "price": "x"}]),
-            lambda: props.__setitem__("products", [{"product_id": [1], "quantity": "2"}]),
-            lambda: props.__setitem__("products", "not-a-list"),
-            lambda: props.__setitem__("email", ["a@example.com", 3]),
-            lambda: props.__setitem__("query", {"q": 1}),
-            lambda: traits.__setitem__("email", 42),
-            lambda: traits.__setitem__("phone", "not a phone"),
-            lambda: traits.__setitem__("first_name", ["Ada"]),
-            lambda: event.__setitem__("timestamp", None),
-            lambda: event.__setitem__("timestamp", True),
-            lambda: event.__setitem__("timestamp", "yesterday"),
-            lambda: event.__setitem__("messageId", 12345),
-            lambda: event.__setitem__("userId", 987),
-            lambda: event["context"]["page"].__setitem__("url", "ftp://example.com/"),
-            lambda: event["context"].__setitem__("ip", 7),
-        ]
-    )
-    spoil()
-    return event
 
 
 class Reference:
@@ -118,7 +83,7 @@ def test_bodies_are_byte_identical_to_the_reference(seed):
     pipeline, registry = default_pipeline()
     reference = Reference(pipeline, registry)
     rng = random.Random(seed)
-    events = [_spoil(e, rng) if rng.random() < 0.25 else e for e in generate_events(2500, seed)] + [
+    events = [spoil(e, rng) if rng.random() < 0.25 else e for e in generate_events(2500, seed)] + [
         copy.deepcopy(s) for s in SAMPLES.values()
     ]
 
