@@ -19,13 +19,15 @@ and user agent; timestamps are ISO 8601 strings or Unix seconds/milliseconds.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["MIX", "NOW", "generate_events"]
+__all__ = ["MIX", "NOW", "generate_events", "iter_events"]
 
-#: The clock the benchmarks pass to the actions: a little after every generated timestamp.
-NOW = 1_795_180_000
 _BASE_TIME = 1_795_168_800  # 2026-11-20T10:00:00Z
+#: The clock the benchmarks pass to the actions: just after every generated timestamp
+#: (events spread over one hour), so none is stale or in the future.
+NOW = _BASE_TIME + 3600 + 60
 
 MIX: tuple[tuple[str, str | None, int], ...] = (
     ("page", None, 45),
@@ -73,7 +75,7 @@ def _product(rng: random.Random, index: int) -> dict[str, Any]:
 
 
 def _timestamp(rng: random.Random, offset: int) -> Any:
-    seconds = _BASE_TIME + offset
+    seconds = _BASE_TIME + offset % 3600
     roll = rng.random()
     if roll < 0.8:
         hours, rest = divmod(seconds % 86_400, 3600)
@@ -118,7 +120,11 @@ def _event(rng: random.Random, index: int, kind: str, name: str | None) -> dict[
             "path": path,
             "url": url,
             "title": "Shop",
-            "referrer": rng.choice(("https://www.tiktok.com/", "", "android-app://x", None)),
+            # an app referrer is kept by Segment, and dropped (with a warning) by the action
+            "referrer": rng.choices(
+                ("https://www.tiktok.com/", "https://www.google.com/", "", "android-app://x", None),
+                (35, 20, 15, 5, 25),
+            )[0],
         },
     }
     if context["page"]["referrer"] is None:
@@ -169,9 +175,24 @@ def _event(rng: random.Random, index: int, kind: str, name: str | None) -> dict[
     return event
 
 
-def generate_events(count: int, seed: int = 0) -> list[dict[str, Any]]:
-    """``count`` events of the mix above; equal arguments give equal events everywhere."""
+def iter_events(count: int, seed: int = 0) -> Iterator[dict[str, Any]]:
+    """The events of ``generate_events(count, seed)`` one at a time, for inputs too big to hold."""
     rng = random.Random(seed)
     kinds = [(kind, name) for kind, name, _ in MIX]
     weights = [weight for _, _, weight in MIX]
-    return [_event(rng, index, *rng.choices(kinds, weights)[0]) for index in range(count)]
+    for index in range(count):
+        yield _event(rng, index, *rng.choices(kinds, weights)[0])
+
+
+def generate_events(count: int, seed: int = 0) -> list[dict[str, Any]]:
+    """``count`` events of the mix above; equal arguments give equal events everywhere."""
+    return list(iter_events(count, seed))
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    total = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    for generated in iter_events(total, int(sys.argv[2]) if len(sys.argv) > 2 else 0):
+        sys.stdout.write(json.dumps(generated, separators=(",", ":")) + "\n")
