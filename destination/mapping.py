@@ -611,8 +611,19 @@ class CompiledMapping:
         """
         names = _base_names()
         tests: dict[str, str] = {}
-        for index, name in enumerate(self.expressions):
+        for index, (name, expression) in enumerate(self.expressions.items()):
             check = checks.get(name)
+            if check is not None and expression.is_constant:
+                # A constant ('AddToCart') is checked once, here, not once per event.
+                value = expression.constant
+                if type(value) is dict or type(value) is list:
+                    value = _prune(value)
+                if value is None:
+                    continue  # never in the payload
+                passed = type(value) in check if isinstance(check, frozenset) else check(value)
+                if not passed:
+                    tests[name] = "True"
+                continue
             if isinstance(check, frozenset):
                 names[f"_t{index}"] = check
                 tests[name] = f"type(v) not in _t{index}"

@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 
 from benchmarks.events import generate_events
 from destination.compactjson import dumps, dumps_reference
+from destination.errors import PayloadError
+from destination.pipeline import Pipeline
 from destination.schemacheck import compile_check
 from destination.tiktok.schemas import load_schema
 
@@ -173,3 +175,13 @@ def test_field_by_field_check_equals_the_whole_payload_check():
                 assert jsonschema.Draft202012Validator(item.action.payload_schema).is_valid(payload)
             verdicts.add(ok)
     assert verdicts == {True, False}
+
+
+def test_a_constant_that_breaks_the_schema_is_still_refused(tmp_path):
+    user = tmp_path / "mine.yaml"
+    user.write_text(
+        "bundle: mine\npresets:\n  - name: Search\n    mapping:\n      content_type: \"'service'\"\n"
+    )
+    with pytest.raises(PayloadError) as info:
+        Pipeline.from_presets([user]).match(SAMPLES["products_searched"])
+    assert info.value.field == "content_type" and "Search" in str(info.value)
