@@ -1,8 +1,8 @@
 """A fast yes/no JSON Schema check for payloads, with jsonschema kept as the judge.
 
 ``jsonschema`` takes 100–200 µs to validate one TikTok payload (it builds a
-validator object per keyword and per property), ten times what the rest of
-an event costs. Nearly every payload is valid, and for a valid one the only
+validator object per keyword and per property), several times what the
+rest of an event costs. Nearly every payload is valid, and for a valid one the only
 thing the pipeline needs to know is *that* it is valid. So a schema is
 compiled once into a predicate that answers "certainly valid" or "not sure";
 only "not sure" runs jsonschema, whose verdict and error message are used
@@ -16,8 +16,9 @@ It understands the keywords the payload schemas use (``type``, ``enum``,
 ``properties``, ``required``, ``additionalProperties``) and is strict about
 Python types (``type(x) is str``, not subclasses; integral floats are
 "not sure" for ``integer``), while applying ``pattern``, ``items`` and
-``properties`` to exactly the instances jsonschema applies them to. A schema with any other keyword gets no
-predicate, and the pipeline validates every payload with jsonschema as before.
+``properties`` to exactly the instances jsonschema applies them to. A
+schema with any other keyword gets no predicate, and the pipeline validates
+every payload with jsonschema as before.
 """
 
 from __future__ import annotations
