@@ -21,6 +21,7 @@ from .actions import Action
 from .errors import ConfigurationError, PayloadError, TriggerSyntaxError
 from .mapping import CompiledMapping, MappingFunctions, compile_expression
 from .presets import Preset, PresetConfig, resolve_presets
+from .schemacheck import compile_check, compile_field_checks
 
 __all__ = ["Match", "Pipeline", "find_action"]
 
@@ -54,6 +55,13 @@ class _Compiled:
     trigger: Callable[[dict[str, Any]], bool]
     mapping: CompiledMapping
     validator: Any
+    #: "certainly valid" predicate for the payload schema (schemacheck.py), or None
+    check: Callable[[Any], bool] | None = None
+    #: the mapping with that check done field by field: event -> (payload, certainly valid)
+    checked: Callable[[Any], tuple[dict[str, Any], bool]] | None = None
+    #: what ``type`` and ``event`` must be for the trigger to hold (None: anything)
+    types: frozenset[str] | None = None
+    events: frozenset[str] | None = None
 
 
 def _event_id(event: Any) -> str | None:
@@ -62,6 +70,11 @@ def _event_id(event: Any) -> str | None:
         if isinstance(message_id, str | int) and not isinstance(message_id, bool):
             return str(message_id)
     return None
+
+
+#: Distinct (type, event) pairs remembered by ``Pipeline.match``; event names are
+#: user data, so past this many the candidates are worked out per event instead.
+_INDEX_LIMIT = 4096
 
 
 def _describe(error: ValidationError) -> str:
@@ -81,7 +94,7 @@ class Pipeline:
     """Compiled presets; ``match(event)`` returns what to send for one event."""
 
     def __init__(self, config: PresetConfig, registry: Any = None, *, validate: bool = True):
-        from .triggers import compile_trigger
+        from .triggers import compile_trigger, parse_trigger, required_equalities
 
         if registry is None:
             from .plugins import collect_registry
@@ -115,11 +128,31 @@ class Pipeline:
                 },
                 source=f"preset {preset.name!r}",
             )
-            validator = None
+            validator = check = checked = None
             if validate and action.payload_schema:
                 validator = jsonschema.Draft202012Validator(dict(action.payload_schema))
-            compiled.append(_Compiled(preset, action, trigger, mapping, validator))
+                check = compile_check(action.payload_schema)
+                fields = compile_field_checks(action.payload_schema)
+                if fields is not None:
+                    checked = mapping.compile_checked(
+                        {name: fields.of(name) for name in mapping.expressions}, fields.required
+                    )
+            needs = required_equalities(parse_trigger(preset.trigger))
+            compiled.append(
+                _Compiled(
+                    preset,
+                    action,
+                    trigger,
+                    mapping,
+                    validator,
+                    check,
+                    checked,
+                    needs.get(("type",)),
+                    needs.get(("event",)),
+                )
+            )
         self._compiled = tuple(compiled)
+        self._index: dict[tuple[str | None, str | None], tuple[_Compiled, ...]] = {}
 
     @classmethod
     def from_presets(
@@ -142,20 +175,51 @@ class Pipeline:
     def presets(self) -> list[Preset]:
         return [c.preset for c in self._compiled]
 
+    def candidates(self, event_type: Any, event_name: Any) -> tuple[_Compiled, ...]:
+        """The presets whose trigger can hold for an event of this ``type`` and ``event``.
+
+        Most triggers pin ``type`` or ``event`` to a few strings
+        (``triggers.required_equalities``), so for a typical bundle only one
+        or two of them need evaluating; the rest are known false. Presets keep
+        their order, so matches come out as if every trigger had been tried.
+        """
+        key = (
+            event_type if isinstance(event_type, str) else None,
+            event_name if isinstance(event_name, str) else None,
+        )
+        found = self._index.get(key)
+        if found is None:
+            found = tuple(
+                item
+                for item in self._compiled
+                if (item.types is None or key[0] in item.types)
+                and (item.events is None or key[1] in item.events)
+            )
+            if len(self._index) < _INDEX_LIMIT:
+                self._index[key] = found
+        return found
+
     def match(self, event: Any) -> list[Match]:
         """Every enabled preset whose trigger holds, with its payload.
 
         Raises PayloadError (naming the event, preset and field) when the
         event is not an object or a mapped payload breaks its action's schema.
+        A payload the fast schema check vouches for skips jsonschema
+        (schemacheck.py); any other is validated by jsonschema, whose error is
+        the one raised.
         """
         if not isinstance(event, dict):
             raise PayloadError(f"an event must be a JSON object, got {type(event).__name__}")
         matches: list[Match] = []
-        for item in self._compiled:
+        for item in self.candidates(event.get("type"), event.get("event")):
             if not item.trigger(event):
                 continue
-            payload = item.mapping(event)
-            if item.validator is not None:
+            if item.checked is not None:
+                payload, valid = item.checked(event)
+            else:
+                payload = item.mapping(event)
+                valid = item.check is not None and item.check(payload)
+            if item.validator is not None and not valid:
                 error = best_match(item.validator.iter_errors(payload))
                 if error is not None:
                     field = ".".join(str(p) for p in error.absolute_path) or None

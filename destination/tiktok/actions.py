@@ -72,6 +72,11 @@ class TikTokAction(Action):
     def __init__(self, clock: Clock = time.time) -> None:
         #: Unix-seconds clock for the age check; tests inject a fixed one.
         self.clock = clock
+        # The last settings seen and their route. Settings are frozen, and a host
+        # passes the same object for every event, so the route (a frozen
+        # dataclass whose construction costs about as much as hashing an email)
+        # is built once instead of once per event.
+        self._route_for: tuple[TikTokSettings, Route] | None = None
 
     def build(self, payload: dict[str, Any], settings: Any) -> Built:
         """Normalise, hash and shape ``payload``; raise PayloadError naming event and field.
@@ -79,23 +84,31 @@ class TikTokAction(Action):
         Raises SettingsError when the event_source_id for this action's source
         is not configured (that is the operator's problem, not the event's).
         """
+        cached = self._route_for
+        if cached is not None and cached[0] is settings:
+            route = cached[1]
+        else:
+            route = self._route(settings)
+            self._route_for = (settings, route)
+        item, warnings = build_item(
+            payload, settings, event_source=self.event_source, now=self.clock()
+        )
+        return Built(route, item, warnings)
+
+    def _route(self, settings: Any) -> Route:
         if not isinstance(settings, TikTokSettings):
             raise TypeError(f"expected TikTokSettings, got {type(settings).__name__}")
         source_id = settings.event_source_id(self.event_source)
         if not source_id:
             setting = SOURCE_ID_SETTING[self.event_source]
             raise SettingsError([f"{setting}: required by the action tiktok.{self.name}"])
-        item, warnings = build_item(
-            payload, settings, event_source=self.event_source, now=self.clock()
-        )
-        route = Route(
+        return Route(
             destination="tiktok",
             url=settings.track_url,
             event_source=self.event_source,
             event_source_id=source_id,
             test_event_code=settings.test_event_code,
         )
-        return Built(route, item, warnings)
 
 
 def _schema(name: str) -> Mapping[str, Any]:

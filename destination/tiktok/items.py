@@ -36,7 +36,6 @@ _INTEGER = re.compile(r"[+-]?[0-9]+")
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _DIGIT_RUN = re.compile(r"[0-9]{7}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
-_WEB_IDENTIFIERS = ("email", "phone", "external_id", "ttclid", "ttp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,30 +269,39 @@ def _user(
     if external_ids:
         user["external_id"] = external_ids
 
-    ttclid = _text(ev, payload, "ttclid") or (_query_param(url, "ttclid") if url else None)
+    ttclid = ("ttclid" in payload and _text(ev, payload, "ttclid")) or (
+        _query_param(url, "ttclid") if url else None
+    )
     if ttclid:
         user["ttclid"] = ttclid
-    ttp = _text(ev, payload, "ttp") or _cookie_value(ev, payload.get("cookie"), "_ttp")
+    ttp = ("ttp" in payload and _text(ev, payload, "ttp")) or (
+        _cookie_value(ev, payload["cookie"], "_ttp") if "cookie" in payload else None
+    )
     if ttp:
         user["ttp"] = ttp
+    # Most of these fields are absent from a given payload: the ``in`` test
+    # skips the call for them (``_text`` of a missing field is None anyway).
     for field in ("ip", "user_agent", "locale"):
-        value = _text(ev, payload, field)
-        if value:
-            user[field] = value
+        if field in payload:
+            value = _text(ev, payload, field)
+            if value:
+                user[field] = value
     for field, hasher in (
         ("first_name", hash_name),
         ("last_name", hash_name),
         ("zip_code", hash_zip),
     ):
-        value = _text(ev, payload, field)
-        if value:
-            digest = hasher(value)
-            if digest:
-                user[field] = digest
+        if field in payload:
+            value = _text(ev, payload, field)
+            if value:
+                digest = hasher(value)
+                if digest:
+                    user[field] = digest
     for field in ("city", "state", "country"):
-        value = _text(ev, payload, field)
-        if value:
-            user[field] = value
+        if field in payload:
+            value = _text(ev, payload, field)
+            if value:
+                user[field] = value
     return user, dropped
 
 
@@ -301,8 +309,14 @@ def _require_identifiers(
     ev: _Event, event_source: str, user: Mapping[str, Any], dropped: set[str]
 ) -> None:
     if event_source == "web":
-        if any(name in user for name in _WEB_IDENTIFIERS) or (
-            "ip" in user and "user_agent" in user
+        # spelled out rather than any(name in user for name in ...): one generator less per event
+        if (
+            "email" in user
+            or "phone" in user
+            or "external_id" in user
+            or "ttclid" in user
+            or "ttp" in user
+            or ("ip" in user and "user_agent" in user)
         ):
             return
         need = "email, phone, external_id, ttclid, ttp, or ip and user_agent"
@@ -328,23 +342,34 @@ def _contents(ev: _Event, value: object) -> list[dict[str, Any]]:
         raise ev.error("contents", f"must be a list of objects, got {_kind(value)}")
     contents: list[dict[str, Any]] = []
     for index, entry in enumerate(value):
-        where = f"contents[{index}]"
         if not isinstance(entry, Mapping):
-            raise ev.error(where, f"must be an object, got {_kind(entry)}")
+            raise ev.error(f"contents[{index}]", f"must be an object, got {_kind(entry)}")
         content: dict[str, Any] = {}
-        content_id = _id_text(ev, entry.get("content_id"), f"{where}.content_id")
-        if content_id:
-            content["content_id"] = content_id
-        for name in ("content_name", "content_category", "brand"):
-            text = _id_text(ev, entry.get(name), f"{where}.{name}")
+        # Strings, ints and finite floats are settled inline; anything else (and
+        # every error) goes through the shared helpers, whose messages need the
+        # field's name, formatted only then.
+        for name in ("content_id", "content_name", "content_category", "brand"):
+            text = entry.get(name)
+            if text is None:
+                continue
+            if type(text) is str:
+                text = text.strip()
+            else:
+                text = _id_text(ev, text, f"contents[{index}].{name}")
             if text:
                 content[name] = text
-        price = _number(ev, entry.get("price"), f"{where}.price")
+        price = entry.get("price")
         if price is not None:
-            content["price"] = price
-        quantity = _integer(ev, entry.get("quantity"), f"{where}.quantity")
+            if type(price) is not int and (type(price) is not float or not math.isfinite(price)):
+                price = _number(ev, price, f"contents[{index}].price")
+            if price is not None:
+                content["price"] = price
+        quantity = entry.get("quantity")
         if quantity is not None:
-            content["quantity"] = quantity
+            if type(quantity) is not int:
+                quantity = _integer(ev, quantity, f"contents[{index}].quantity")
+            if quantity is not None:
+                content["quantity"] = quantity
         if content:
             contents.append(content)
     return contents
@@ -352,54 +377,55 @@ def _contents(ev: _Event, value: object) -> list[dict[str, Any]]:
 
 def _properties(ev: _Event, payload: Mapping[str, Any]) -> dict[str, Any]:
     props: dict[str, Any] = {}
-    contents = _contents(ev, payload.get("contents"))
+    contents = _contents(ev, payload["contents"]) if "contents" in payload else []
     if contents:
         props["contents"] = contents
-    content_ids = _dedupe(
-        [
-            text
-            for text in (
-                _id_text(ev, item, "content_ids")
-                for item in _string_list(ev, payload.get("content_ids"), "content_ids")
-            )
-            if text
-        ]
-    )
-    if content_ids:
-        props["content_ids"] = content_ids
+    if "content_ids" in payload:
+        content_ids = _dedupe(
+            [
+                text
+                for text in (
+                    _id_text(ev, item, "content_ids")
+                    for item in _string_list(ev, payload["content_ids"], "content_ids")
+                )
+                if text
+            ]
+        )
+        if content_ids:
+            props["content_ids"] = content_ids
     content_type = _enum(ev, payload, "content_type", CONTENT_TYPES)
     if content_type:
         props["content_type"] = content_type
-    currency = _text(ev, payload, "currency")
+    currency = _text(ev, payload, "currency") if "currency" in payload else None
     if currency:
         currency = currency.upper()
         if not _CURRENCY.fullmatch(currency):
             raise ev.error("currency", f"must be an ISO 4217 code like USD, got {_shown(currency)}")
         props["currency"] = currency
-    value = _number(ev, payload.get("value"), "value")
+    value = _number(ev, payload["value"], "value") if "value" in payload else None
     if value is None and contents and all("price" in c and "quantity" in c for c in contents):
         # Rounded so 3 × 10.99 is 32.97, not 32.970000000000006.
         total = sum(c["price"] * c["quantity"] for c in contents)
         value = total if isinstance(total, int) else round(total, 6)
     if value is not None:
         props["value"] = value
-    num_items = _integer(ev, payload.get("num_items"), "num_items")
-    if num_items is not None:
-        props["num_items"] = num_items
-    for name in ("query", "search_string", "description"):
-        text = _text(ev, payload, name)
-        if text:
-            props[name] = text
-    for name in ("order_id", "shop_id"):
-        text = _text(ev, payload, name)
-        if text:
-            props[name] = text
-    delivery = _enum(ev, payload, "delivery_category", DELIVERY_CATEGORIES)
-    if delivery:
-        props["delivery_category"] = delivery
-    ltv = _number(ev, payload.get("predicted_ltv"), "predicted_ltv")
-    if ltv is not None:
-        props["predicted_ltv"] = ltv
+    if "num_items" in payload:
+        num_items = _integer(ev, payload["num_items"], "num_items")
+        if num_items is not None:
+            props["num_items"] = num_items
+    for name in ("query", "search_string", "description", "order_id", "shop_id"):
+        if name in payload:
+            text = _text(ev, payload, name)
+            if text:
+                props[name] = text
+    if "delivery_category" in payload:
+        delivery = _enum(ev, payload, "delivery_category", DELIVERY_CATEGORIES)
+        if delivery:
+            props["delivery_category"] = delivery
+    if "predicted_ltv" in payload:
+        ltv = _number(ev, payload["predicted_ltv"], "predicted_ltv")
+        if ltv is not None:
+            props["predicted_ltv"] = ltv
     return props
 
 
@@ -414,7 +440,7 @@ def _page(ev: _Event, payload: Mapping[str, Any], url: str | None) -> dict[str, 
     page: dict[str, Any] = {}
     if url:
         page["url"] = url
-    referrer = _text(ev, payload, "referrer")
+    referrer = _text(ev, payload, "referrer") if "referrer" in payload else None
     if referrer:
         if _is_http_url(referrer):
             page["referrer"] = referrer

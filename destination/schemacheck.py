@@ -1,0 +1,251 @@
+"""A fast yes/no JSON Schema check for payloads, with jsonschema kept as the judge.
+
+``jsonschema`` takes 100–200 µs to validate one TikTok payload (it builds a
+validator object per keyword and per property), several times what the
+rest of an event costs. Nearly every payload is valid, and for a valid one the only
+thing the pipeline needs to know is *that* it is valid. So a schema is
+compiled once into a predicate that answers "certainly valid" or "not sure";
+only "not sure" runs jsonschema, whose verdict and error message are used
+unchanged. The predicate therefore never decides that a payload is invalid:
+a wrong "not sure" costs time, a wrong "valid" would let a bad payload
+through, and a hypothesis test checks that it never says "valid" when
+jsonschema does not agree.
+
+It understands the keywords the payload schemas use (``type``, ``enum``,
+``const``, ``pattern``, ``minLength``, ``maxLength``, ``anyOf``, ``items``,
+``properties``, ``required``, ``additionalProperties``) and is strict about
+Python types (``type(x) is str``, not subclasses; integral floats are
+"not sure" for ``integer``), while applying ``pattern``, ``items`` and
+``properties`` to exactly the instances jsonschema applies them to. A
+schema with any other keyword gets no predicate, and the pipeline validates
+every payload with jsonschema as before.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Check", "FieldCheck", "FieldChecks", "compile_check", "compile_field_checks"]
+
+Check = Callable[[Any], bool]
+#: A property's check: a predicate, or the exact Python types it allows (tested inline).
+FieldCheck = Check | frozenset[type]
+
+#: Keywords that never change whether an instance is valid.
+_ANNOTATIONS = frozenset(
+    {"$schema", "$id", "$comment", "title", "description", "default", "examples", "deprecated"}
+)
+_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "number": (int, float),
+    "integer": (int,),
+    "boolean": (bool,),
+    "null": (type(None),),
+    "array": (list,),
+    "object": (dict,),
+}
+
+
+class _Unsupported(Exception):
+    """The schema uses something this module does not mirror exactly."""
+
+
+_KEYWORDS = frozenset(
+    {
+        "type",
+        "enum",
+        "const",
+        "pattern",
+        "minLength",
+        "maxLength",
+        "anyOf",
+        "items",
+        "properties",
+        "required",
+        "additionalProperties",
+    }
+)
+
+
+def _types(value: Any) -> frozenset[type]:
+    names = value if isinstance(value, list) else [value]
+    out: set[type] = set()
+    for name in names:
+        if name not in _TYPES:
+            raise _Unsupported(f"type {name!r}")
+        out.update(_TYPES[name])
+    return frozenset(out)
+
+
+class _Codegen:
+    """Builds one Python boolean expression per schema, like triggers.py and mapping.py.
+
+    Generated code rather than nested closures: a closure call per keyword
+    per field cost more than the rest of the check (≈10 µs per payload).
+    """
+
+    def __init__(self) -> None:
+        self.names: dict[str, Any] = {}
+
+    def const(self, value: Any) -> str:
+        name = f"_k{len(self.names)}"
+        self.names[name] = value
+        return name
+
+    def function(self, source: str) -> Check:
+        namespace = dict(self.names)
+        exec(compile(source, "<schema check>", "exec"), namespace)
+        check: Check = namespace["check"]
+        return check
+
+    def expr(self, schema: Any, x: str, depth: int = 0) -> str:
+        """Source of an expression true only when the value in ``x`` is valid."""
+        if schema is True:
+            return "True"
+        if schema is False:
+            return "False"
+        if not isinstance(schema, Mapping):
+            raise _Unsupported(type(schema).__name__)
+        unknown = set(schema) - _ANNOTATIONS - _KEYWORDS
+        if unknown:
+            raise _Unsupported(", ".join(sorted(unknown)))
+        parts: list[str] = []
+        allowed = _types(schema["type"]) if "type" in schema else None
+        if allowed is not None:
+            if len(allowed) == 1:
+                parts.append(f"type({x}) is {self.const(next(iter(allowed)))}")
+            else:
+                parts.append(f"type({x}) in {self.const(allowed)}")
+        if "enum" in schema or "const" in schema:
+            options = schema["enum"] if "enum" in schema else [schema["const"]]
+            if not all(type(option) is str for option in options):
+                raise _Unsupported("enum of non-strings")  # jsonschema's equality is subtler
+            parts.append(f"(type({x}) is str and {x} in {self.const(frozenset(options))})")
+        on_strings: list[str] = []
+        if "pattern" in schema:
+            # jsonschema applies it with re.search too
+            search = self.const(re.compile(schema["pattern"]).search)
+            on_strings.append(f"{search}({x}) is not None")
+        if "minLength" in schema:
+            on_strings.append(f"len({x}) >= {int(schema['minLength'])}")
+        if "maxLength" in schema:
+            on_strings.append(f"len({x}) <= {int(schema['maxLength'])}")
+        if on_strings:
+            if allowed == {str}:  # already known to be a str
+                parts.extend(on_strings)
+            else:  # the keywords constrain strings only (str subclasses included)
+                parts.append(f"(not isinstance({x}, str) or ({' and '.join(on_strings)}))")
+        if "anyOf" in schema:
+            branches = [self.expr(branch, x, depth) for branch in schema["anyOf"]]
+            parts.append("(" + (" or ".join(branches) or "False") + ")")
+        if "items" in schema:
+            y = f"_y{depth}"
+            inner = self.expr(schema["items"], y, depth + 1)
+            every = f"all({inner} for {y} in {x})"
+            parts.append(every if allowed == {list} else f"(not isinstance({x}, list) or {every})")
+        if {"properties", "required", "additionalProperties"} & set(schema):
+            parts.append(f"{self.const(self.object(schema))}({x})")
+        return " and ".join(parts) or "True"
+
+    def field(self, schema: Any) -> FieldCheck:
+        """A property's check: its types when that is all it says, else a predicate."""
+        if isinstance(schema, Mapping) and set(schema) - _ANNOTATIONS == {"type"}:
+            return _types(schema["type"])
+        return self.function(f"def check(x):\n    return {self.expr(schema, 'x', 1)}\n")
+
+    def object(self, schema: Mapping[str, Any]) -> Check:
+        """One function per object schema: required keys, then one look-up per key present."""
+        properties = schema.get("properties", {})
+        required = tuple(schema.get("required", ()))
+        extra = schema.get("additionalProperties", True)
+        simple: dict[str, frozenset[type]] = {}
+        fields: dict[str, Check] = {}
+        for name, sub in properties.items():
+            if isinstance(sub, Mapping) and set(sub) - _ANNOTATIONS == {"type"}:
+                simple[name] = _types(sub["type"])  # checked inline, without a call
+            else:
+                fields[name] = self.function(
+                    f"def check(x):\n    return {self.expr(sub, 'x', 1)}\n"
+                )
+        if extra is True:
+            on_extra = "continue"
+        else:
+            extra_check = self.function(f"def check(x):\n    return {self.expr(extra, 'x', 1)}\n")
+            on_extra = f"if not {self.const(extra_check)}(x): return False"
+        lines = [
+            "def check(v):",
+            "    if not isinstance(v, dict): return True",  # only "type" constrains others
+            *(f"    if {name!r} not in v: return False" for name in required),
+            f"    simple = {self.const(simple)}",
+            f"    fields = {self.const(fields)}",
+            "    for k, x in v.items():",
+            "        t = simple.get(k)",
+            "        if t is not None:",
+            "            if type(x) not in t: return False",
+            "            continue",
+            "        f = fields.get(k)",
+            "        if f is None:",
+            f"            {on_extra}",
+            "        elif not f(x): return False",
+            "    return True",
+        ]
+        return self.function("\n".join(lines) + "\n")
+
+
+@dataclass(frozen=True)
+class FieldChecks:
+    """An object schema cut into one check per property, to run as each field is mapped.
+
+    A mapping knows which field it is producing, so checking the value right
+    there (``mapping.CompiledMapping.compile_checked``) saves walking the
+    finished payload again. Together the parts are exactly the object check
+    ``compile_check`` builds: ``fields[name]`` for a listed property,
+    ``other`` for any other name (None: anything goes), and ``required``.
+    """
+
+    fields: Mapping[str, FieldCheck]
+    other: FieldCheck | None
+    required: tuple[str, ...]
+
+    def of(self, name: str) -> FieldCheck | None:
+        """The check for property ``name`` (None: every value is allowed)."""
+        return self.fields.get(name, self.other)
+
+
+def compile_field_checks(schema: Mapping[str, Any]) -> FieldChecks | None:
+    """``schema`` as FieldChecks, if it is a plain object schema this module mirrors; else None."""
+    if not isinstance(schema, Mapping) or set(schema) - _ANNOTATIONS - {
+        "type",
+        "properties",
+        "required",
+        "additionalProperties",
+    }:
+        return None
+    if schema.get("type", "object") != "object":
+        return None
+    codegen = _Codegen()
+    try:
+        fields: dict[str, FieldCheck] = {}
+        for name, sub in schema.get("properties", {}).items():
+            fields[name] = codegen.field(sub)
+        extra = schema.get("additionalProperties", True)
+        other = None if extra is True else codegen.field(extra)
+    except _Unsupported:
+        return None
+    return FieldChecks(fields, other, tuple(schema.get("required", ())))
+
+
+def compile_check(schema: Mapping[str, Any]) -> Check | None:
+    """A predicate true only for instances ``schema`` accepts; None if the schema is beyond it.
+
+    False means "not sure": validate with jsonschema to know, and to say why.
+    """
+    codegen = _Codegen()
+    try:
+        source = f"def check(x):\n    return {codegen.expr(schema, 'x')}\n"
+    except _Unsupported:
+        return None
+    return codegen.function(source)
