@@ -31,13 +31,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import compactjson
 from .actions import Action, Route
 from .config import Config, load_config
 from .delivery.engine import DeliveryEngine, DeliveryResult
 from .delivery.eventid import event_id_for
 from .delivery.executors import Executor
 from .delivery.factories import make_executor, make_queue
-from .delivery.outbox import Queue
+from .delivery.outbox import Queue, StoredItem
 from .errors import ConfigurationError, PayloadError, SettingsError, redact
 from .pipeline import Pipeline
 from .plugins import collect_registry, load_plugins, pm
@@ -66,6 +67,8 @@ class ActionOutcome:
     route: Route | None = None
     warnings: tuple[Any, ...] = ()
     error: PayloadError | None = None
+    #: ``item`` as the compact JSON text that was stored
+    item_json: str | None = field(default=None, repr=False)
 
     @property
     def accepted(self) -> bool:
@@ -244,7 +247,7 @@ class Runtime:
     def process_batch(self, events: Iterable[Any]) -> list[EventOutcome]:
         """Like :meth:`process` for many events, stored in one outbox transaction."""
         outcomes: list[EventOutcome] = []
-        triples: list[tuple[Route, dict[str, Any], str]] = []
+        triples: list[tuple[Route, StoredItem, str]] = []
         matched = invalid = 0
         for index, event in enumerate(events):
             outcome = self._prepare(event, index, triples)
@@ -276,7 +279,7 @@ class Runtime:
         return await asyncio.to_thread(self.process_batch, list(events))
 
     def _prepare(
-        self, event: Any, index: int, triples: list[tuple[Route, dict[str, Any], str]]
+        self, event: Any, index: int, triples: list[tuple[Route, StoredItem, str]]
     ) -> EventOutcome:
         if not isinstance(event, dict):
             error = PayloadError(f"an event must be a JSON object, got {_kind(event)}")
@@ -295,8 +298,9 @@ class Runtime:
         actions = []
         for match in matches:
             outcome = self._build(event, event_id, match.preset.name, match.action, match.payload)
-            if outcome.item is not None and outcome.route is not None:
-                triples.append((outcome.route, outcome.item, str(outcome.item["event_id"])))
+            item, text = outcome.item, outcome.item_json
+            if item is not None and text is not None and outcome.route is not None:
+                triples.append((outcome.route, text, str(item["event_id"])))
             actions.append(outcome)
         with self._lock:
             self._by_preset.update(a.preset for a in actions)
@@ -325,8 +329,17 @@ class Runtime:
         route, item = built
         if not item.get("event_id"):
             item["event_id"] = event_id
+        try:
+            # Encoded once here: a value JSON cannot carry is this event's problem, not the
+            # batch's, and the outbox stores the text as it is.
+            text = compactjson.dumps(item).decode("utf-8")
+        except ValueError as exc:  # UnicodeEncodeError: a lone surrogate; NaN; …
+            what = "a lone surrogate in a text value" if isinstance(exc, UnicodeError) else exc
+            error = PayloadError(f"the item cannot be sent as JSON: {what}", event_id=event_id)
+            self._count_error(error)
+            return ActionOutcome(preset, name, payload, error=error)
         return ActionOutcome(
-            preset, name, payload, item, route, tuple(getattr(built, "warnings", ()))
+            preset, name, payload, item, route, tuple(getattr(built, "warnings", ())), None, text
         )
 
     def _count_error(self, error: PayloadError) -> None:

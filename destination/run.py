@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
+
 from .config import Config, load_config
 from .delivery.engine import DeliveryResult, ResultOutcome
 from .errors import ConfigurationError, DestinationError
@@ -247,11 +249,16 @@ def _lines(paths: list[str], tally: Tally, progress: Any) -> Iterator[Line]:
 
 def _parse(raw: bytes) -> tuple[Any, str | None]:
     try:
-        event = json.loads(raw)
-    except UnicodeDecodeError:
-        return None, "not UTF-8 text"
-    except ValueError as exc:
-        return None, f"not JSON: {exc.msg if hasattr(exc, 'msg') else exc}"
+        event = orjson.loads(raw)
+    except ValueError:
+        # The standard library's reading wins where orjson is stricter (NaN, integers
+        # past 64 bits, lone surrogates), and its messages say where the line is broken.
+        try:
+            event = json.loads(raw)
+        except UnicodeDecodeError:
+            return None, "not UTF-8 text"
+        except ValueError as exc:
+            return None, f"not JSON: {exc.msg if hasattr(exc, 'msg') else exc}"
     if not isinstance(event, dict):
         return None, f"not a JSON object (got {_json_kind(event)})"
     kind = event.get("type")

@@ -106,6 +106,26 @@ def test_dry_run_writes_one_redacted_line_per_request():
     assert TOKEN not in stream.getvalue()
 
 
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        (
+            b'{"data":[{"event":"Purchase","q":"caf\xc3\xa9"}]}',
+            {"data": [{"event": "Purchase", "q": "café"}]},
+        ),
+        (b'{\n  "data": [\n    1\n  ]\n}', {"data": [1]}),  # pretty JSON stays one line
+        (b"not json \xff", "not json \ufffd"),  # any other body: shown as a string
+    ],
+)
+def test_dry_run_line_holds_the_body(body, shown):
+    stream = io.StringIO()
+    send(DryRunExecutor(stream=stream), Request(url=URL, headers={}, body=body))
+    (line,) = stream.getvalue().splitlines()
+    assert json.loads(line) == {"url": URL, "headers": {}, "body": shown}
+    if shown == {"data": [{"event": "Purchase", "q": "café"}]}:
+        assert line.endswith(',"body":' + body.decode() + "}")  # spliced, byte for byte
+
+
 def test_dry_run_defaults_to_stdout(capsys):
     send(DryRunExecutor())
     assert json.loads(capsys.readouterr().out)["url"] == URL

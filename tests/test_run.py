@@ -189,3 +189,22 @@ def test_configuration_errors_exit_2_before_reading(capsys, tmp_path):
 def test_progress_bar_can_be_forced(capsys):
     assert main(["run", str(EXAMPLES), "--dry-run", "--progress", "always"]) == 0
     assert "destination run" in capsys.readouterr().err
+
+
+def test_values_json_cannot_carry_are_the_events_problem(capsys, monkeypatch):
+    base = '{"type":"track","event":"Product Added","userId":"u","timestamp":"2026-11-30T10:00:00Z"'
+    lines = [
+        base + ',"messageId":"s1","context":{"userAgent":"bad \\ud800 ua"},'
+        '"properties":{"product_id":"p","price":1}}',
+        base + ',"messageId":"s2","properties":{"product_id":"p","price":NaN}}',
+        base
+        + ',"messageId":"s3","properties":{"product_id":"p","price":1,"n":123456789012345678901234567890}}',
+    ]
+    stdin = io.TextIOWrapper(io.BytesIO(("\n".join(lines) + "\n").encode()))
+    monkeypatch.setattr(sys, "stdin", stdin)
+    assert main(["run", "-", "--dry-run"]) == 0
+    out, err = capsys.readouterr()
+    assert "<stdin>:1: event s1: the item cannot be sent as JSON: a lone surrogate" in err
+    assert "<stdin>:2: event s2, field contents[0].price: must be a finite number" in err
+    (request,) = [json.loads(line) for line in out.splitlines()]
+    assert [d["event_id"] for d in request["body"]["data"]] == ["s3"]

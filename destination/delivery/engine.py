@@ -46,7 +46,7 @@ from ..errors import (
 from ..plugins import load_plugins, pm
 from .batcher import MAX_BATCH_SIZE, Batch, Batcher
 from .executors import Executor, TransportError
-from .outbox import Entry, Queue
+from .outbox import Entry, Queue, StoredItem
 from .ratelimit import TokenBucket
 from .retry import RetryPolicy
 
@@ -199,7 +199,7 @@ class DeliveryEngine:
         """Store one item durably; it counts as accepted when this returns."""
         self.submit_many([(route, item, event_id)])
 
-    def submit_many(self, events: Iterable[tuple[Route, dict[str, Any], str]]) -> int:
+    def submit_many(self, events: Iterable[tuple[Route, StoredItem, str]]) -> int:
         """Store (route, item, event_id) triples in one transaction; return how many."""
         if not self._accepting:
             raise DeliveryError("delivery engine is closed: nothing more can be submitted")
@@ -210,7 +210,7 @@ class DeliveryEngine:
                 self._loop.call_soon_threadsafe(self._wake.set)
         return stored
 
-    async def asubmit_many(self, events: Iterable[tuple[Route, dict[str, Any], str]]) -> int:
+    async def asubmit_many(self, events: Iterable[tuple[Route, StoredItem, str]]) -> int:
         """``submit_many`` for async callers (an ingest server): the write runs in a thread."""
         return await asyncio.to_thread(self.submit_many, list(events))
 

@@ -30,7 +30,7 @@ from typing import Any
 from ..actions import Route
 from ..config import Config
 from ..delivery.factories import make_queue
-from ..delivery.outbox import Entry, Queue, QueueStats
+from ..delivery.outbox import Entry, Queue, QueueStats, StoredItem
 from ..errors import ConfigurationError
 from .auth import WriteKeys
 
@@ -47,7 +47,7 @@ class PutOnlyQueue:
     def __init__(self, inner: Queue) -> None:
         self._inner = inner
 
-    def put_many(self, events: Iterable[tuple[Route, dict[str, Any], str]]) -> int:
+    def put_many(self, events: Iterable[tuple[Route, StoredItem, str]]) -> int:
         return self._inner.put_many(events)
 
     def claim(self, limit: int, now: float | None = None) -> list[Entry]:

@@ -1,0 +1,120 @@
+"""``destination run --dry-run`` over large NDJSON files: throughput and resident memory.
+
+The issue's promise is that ``run`` streams: memory stays flat however large
+the input (1,000,000 events under 150 MB resident). Each size is written to a
+temporary NDJSON file first (generated events of the realistic mix from
+``benchmarks/events.py``, messageIds made unique per copy), then one
+``destination run FILE --dry-run`` process reads it with stdout to /dev/null.
+The child's resident set is sampled from /proc while it runs (so a reader can
+see it is flat, not only its peak), and its peak comes from ``wait4``.
+
+    python benchmarks/bench_run.py                    # 100k and 1M events
+    python benchmarks/bench_run.py --events 200000    # one size
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.events import generate_events  # noqa: E402
+
+DISTINCT = 10_000
+
+
+def write_events(path: Path, count: int) -> int:
+    """``count`` events cycled from DISTINCT generated ones; returns the file's size."""
+    base = generate_events(DISTINCT, seed=7)
+    encoded = []
+    for event in base:
+        event = dict(event)
+        event["messageId"] = "{id}"
+        encoded.append(json.dumps(event, separators=(",", ":")))
+    with path.open("w", encoding="utf-8") as handle:
+        for i in range(count):
+            handle.write(encoded[i % DISTINCT].replace('"{id}"', f'"bench-{i}"', 1) + "\n")
+    return path.stat().st_size
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def run_one(count: int, folder: Path) -> dict[str, object]:
+    path = folder / f"events-{count}.ndjson"
+    size = write_events(path, count)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIKTOK_")}
+    started = time.monotonic()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "destination.cli", "run", str(path), "--dry-run"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=folder,
+    )
+    samples: list[float] = []
+    assert child.stderr is not None
+    os.set_blocking(child.stderr.fileno(), False)
+    err_parts: list[bytes] = []
+    while True:
+        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+        if pid:
+            break
+        value = rss_mb(child.pid)
+        if value is not None:
+            samples.append(value)
+        err_parts.append(child.stderr.read() or b"")
+        time.sleep(0.5)
+    elapsed = time.monotonic() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    os.set_blocking(child.stderr.fileno(), True)
+    err = (b"".join(err_parts) + child.stderr.read()).decode()
+    if child.returncode != 0:
+        raise SystemExit(f"run failed ({child.returncode}):\n{err}")
+    written = next(
+        int(line.strip("│ ").split("│")[1].replace(",", ""))
+        for line in err.splitlines()
+        if "written (dry run)" in line
+    )
+    tenth = max(1, len(samples) // 10)
+    return {
+        "events": count,
+        "input_mb": round(size / 1e6, 1),
+        "seconds": round(elapsed, 1),
+        "events_per_s": round(count / elapsed),
+        "items_written": written,
+        "rss_mb_at_10%": round(samples[tenth - 1], 1) if samples else None,
+        "rss_mb_at_50%": round(samples[len(samples) // 2], 1) if samples else None,
+        "rss_mb_at_90%": round(samples[-tenth], 1) if samples else None,
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, action="append", help="sizes (repeatable)")
+    args = parser.parse_args()
+    sizes = args.events or [100_000, 1_000_000]
+    with tempfile.TemporaryDirectory(prefix="bench-run-") as tmp:
+        for count in sizes:
+            result = run_one(count, Path(tmp))
+            print(json.dumps(result), flush=True)
+            (Path(tmp) / f"events-{count}.ndjson").unlink()
+
+
+if __name__ == "__main__":
+    main()
