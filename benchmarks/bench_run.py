@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.events import generate_events  # noqa: E402
+from benchmarks.events import generate_events
 
 DISTINCT = 10_000
 

@@ -541,6 +541,8 @@ def build_item(
         item["lead"] = lead
     if event_source == "web":
         limited = payload.get("limited_data_use")
+        if type(limited) is str and not limited.strip():
+            limited = None  # an empty value counts as absent, like every other field
         if limited is not None and not isinstance(limited, bool):
             raise ev.error("limited_data_use", f"must be true or false, got {_kind(limited)}")
         if limited is None and settings.limited_data_use:

@@ -1310,17 +1310,7 @@ case(
     ),
     [sent("Search", item("Search", "msg-061", {"external_id": [H("user-1061")]}))],
 )
-# The framework disagrees with the spec here: the pipeline's payload schema
-# refuses "" for currency, value, price, quantity (and num_items,
-# delivery_category, predicted_ltv), making the whole event a PayloadError,
-# whereas tiktok-events-api.md says "Omit empty values" and docs/tiktok.md
-# "Empty strings ... are omitted, never sent" (items.py alone would omit
-# them). The spec-correct expectation is kept, marked xfail (strict).
-EMPTY_REFUSED = (
-    "framework disagrees with the spec: Pipeline.match refuses the payload because "
-    "destination/schemas/tiktok_report_web_event.json does not accept '' for {field} "
-    "(PayloadError field={path}); tiktok-events-api.md: 'Omit empty values'"
-)
+# Empty values count as absent (tiktok-events-api.md: "Omit empty values").
 case(
     "Empty currency '' is omitted and the event sent",
     track("Products Searched", "msg-073", {"query": "lamp", "currency": ""}, userId="user-1073"),
@@ -1335,7 +1325,33 @@ case(
             ),
         )
     ],
-    xfail=EMPTY_REFUSED.format(field="currency (pattern)", path="currency"),
+)
+case(
+    "Empty num_items, delivery_category, predicted_ltv, limited_data_use '' are omitted",
+    track(
+        "Products Searched",
+        "msg-076",
+        {
+            "query": "tent",
+            "currency": "  ",
+            "num_items": "",
+            "delivery_category": "",
+            "predicted_ltv": " ",
+            "limited_data_use": "",
+        },
+        userId="user-1076",
+    ),
+    [
+        sent(
+            "Search",
+            item(
+                "Search",
+                "msg-076",
+                {"external_id": [H("user-1076")]},
+                properties=props(query="tent", search_string="tent"),
+            ),
+        )
+    ],
 )
 case(
     "Empty revenue '' is omitted and the event sent",
@@ -1351,7 +1367,6 @@ case(
             ),
         )
     ],
-    xfail=EMPTY_REFUSED.format(field="value (number or numeric string)", path="value"),
 )
 case(
     "Empty product price and quantity '' are omitted and the event sent",
@@ -1372,7 +1387,6 @@ case(
             ),
         )
     ],
-    xfail=EMPTY_REFUSED.format(field="contents[].price", path="contents.0.price"),
 )
 case(
     "A non-http referrer is dropped with a warning",
