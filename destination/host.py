@@ -252,10 +252,7 @@ class Runtime:
         for index, event in enumerate(events):
             outcome = self._prepare(event, index, triples)
             outcomes.append(outcome)
-            # A payload error from the pipeline comes from a preset that matched.
-            matched += bool(outcome.actions) or (
-                outcome.error is not None and outcome.event_id is not None
-            )
+            matched += bool(outcome.actions)
             invalid += not outcome.ok
         counters = self.engine.counters
         counters.add(received=len(outcomes), matched=matched, invalid=invalid)
@@ -286,17 +283,20 @@ class Runtime:
             self._count_error(error)
             return EventOutcome(None, index, error=error, tracked=False)
         event_id = event_id_for(event)
-        try:
-            matches = self.pipeline.match(event)
-        except PayloadError as exc:
-            if exc.event_id is None:
-                exc.event_id = event_id
-            self._count_error(exc)
-            return EventOutcome(event_id, index, error=exc, tracked=False)
+        matches = self.pipeline.match_each(event)
         if not matches:
             return EventOutcome(event_id, index, tracked=False)
         actions = []
         for match in matches:
+            if match.error is not None:
+                if match.error.event_id is None:
+                    match.error.event_id = event_id
+                self._count_error(match.error)
+                name = f"{self.destination.name}.{match.action.name}"
+                actions.append(
+                    ActionOutcome(match.preset.name, name, match.payload, error=match.error)
+                )
+                continue
             outcome = self._build(event, event_id, match.preset.name, match.action, match.payload)
             item, text = outcome.item, outcome.item_json
             if item is not None and text is not None and outcome.route is not None:

@@ -37,11 +37,16 @@ def find_action(registry: Any, name: str) -> Action | None:
 
 @dataclass(frozen=True, slots=True)
 class Match:
-    """One preset that fired for an event, its action and the mapped payload."""
+    """One preset that fired for an event, its action and the mapped payload.
+
+    ``error`` is set (by ``match_each`` only) when the payload breaks the
+    action's schema: the preset matched, but this payload cannot be sent.
+    """
 
     preset: Preset
     action: Action
     payload: dict[str, Any]
+    error: PayloadError | None = None
 
     @property
     def action_name(self) -> str:
@@ -77,6 +82,16 @@ def _event_id(event: Any) -> str | None:
 _INDEX_LIMIT = 4096
 
 
+#: Patterns of the payload schemas, in words (a regex is no message for a data engineer).
+_PATTERN_WORDS = {
+    r"^\s*([+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?)?\s*$": "a number or a numeric string",
+    r"^\s*([+-]?\d+)?\s*$": "a whole number",
+    r"^\s*([A-Za-z]{3})?\s*$": "a 3-letter ISO 4217 currency code",
+    r"^\s*([Hh][Tt][Tt][Pp][Ss]?://\S.*)?$": "a URL starting with http:// or https://",
+    r"\S": "a text that is not blank",
+}
+
+
 def _describe(error: ValidationError) -> str:
     """A schema violation in words that never quote the value (it may be an email)."""
     kind, expected = error.validator, error.validator_value
@@ -86,7 +101,10 @@ def _describe(error: ValidationError) -> str:
         types = expected if isinstance(expected, list) else [expected]
         return "the mapped value must be " + " or ".join(map(str, types))
     if kind == "enum":
-        return "the mapped value must be one of " + ", ".join(map(repr, expected))
+        shown = [v for v in expected if v != ""]
+        return "the mapped value must be one of " + ", ".join(map(repr, shown))
+    if kind == "pattern" and expected in _PATTERN_WORDS:
+        return f"the mapped value must be {_PATTERN_WORDS[expected]}"
     return f"the mapped value breaks the payload schema ({kind}: {expected!r})"
 
 
@@ -208,6 +226,17 @@ class Pipeline:
         (schemacheck.py); any other is validated by jsonschema, whose error is
         the one raised.
         """
+        for found in (matches := self.match_each(event)):
+            if found.error is not None:
+                raise found.error
+        return matches
+
+    def match_each(self, event: Any) -> list[Match]:
+        """Like :meth:`match`, but a payload that breaks its schema comes back as a
+        Match with ``error`` set, so the event's other presets still go on.
+
+        Raises PayloadError only when the event is not an object.
+        """
         if not isinstance(event, dict):
             raise PayloadError(f"an event must be a JSON object, got {type(event).__name__}")
         matches: list[Match] = []
@@ -225,10 +254,12 @@ class Pipeline:
                     field = ".".join(str(p) for p in error.absolute_path) or None
                     if error.validator == "required" and "'" in error.message:
                         field = error.message.split("'")[1]
-                    raise PayloadError(
+                    problem = PayloadError(
                         f"preset {item.preset.name!r}: {_describe(error)}",
                         field=field,
                         event_id=_event_id(event),
                     )
+                    matches.append(Match(item.preset, item.action, payload, problem))
+                    continue
             matches.append(Match(item.preset, item.action, payload))
         return matches

@@ -307,3 +307,30 @@ def test_compile_errors_name_the_file_field_and_expression(tmp_path):
     )
     with pytest.raises(MappingError, match=r"mine\.yaml \(preset 'Search'\)"):
         Pipeline.from_presets([user])
+
+
+def test_match_each_keeps_other_presets_when_one_payload_breaks_its_schema(tmp_path):
+    from destination.pipeline import Pipeline
+
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(
+        "bundle: extra\npresets:\n  - name: Order as Purchase\n"
+        "    trigger: 'event = \"Order Completed\"'\n    action: tiktok.report_web_event\n"
+        "    mapping:\n      event: \"'Purchase'\"\n      currency: \"'USD'\"\n"
+    )
+    pipeline = Pipeline.from_presets(["default", extra])
+    event = {
+        "type": "track",
+        "event": "Order Completed",
+        "messageId": "m1",
+        "userId": "u1",
+        "timestamp": "2026-11-30T00:00:00Z",
+        "properties": {"currency": "dollars"},
+    }
+    first, second = pipeline.match_each(event)
+    assert first.preset.name == "Place an Order" and first.error is not None
+    assert first.error.field == "currency" and first.error.event_id == "m1"
+    assert str(first.error).endswith("must be a 3-letter ISO 4217 currency code")
+    assert second.preset.name == "Order as Purchase" and second.error is None
+    with pytest.raises(PayloadError, match="ISO 4217"):
+        pipeline.match(event)
