@@ -34,6 +34,8 @@ from types import TracebackType
 from typing import Any, Final
 from urllib.parse import parse_qs
 
+import orjson
+
 from ...errors import ConfigurationError
 from .faults import Fault, FaultPlan, RateLimiter
 from .recorder import DuplicateKey, ReceivedEvent, Recorder
@@ -163,6 +165,16 @@ def _gc_paused() -> Iterator[None]:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _parse_json(body: bytes) -> Any:
+    """orjson first (a 1000-event body parses several times faster); on anything it
+    refuses, the standard library decides, so what is accepted and the error
+    messages stay exactly json's (NaN and Infinity are refused by both)."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body, parse_constant=_reject_constant)
 
 
 class Sandbox:
@@ -478,7 +490,7 @@ class Sandbox:
         elif encoding != "identity":
             return 40002, f"Unsupported Content-Encoding: {encoding}", None
         try:
-            payload = json.loads(body, parse_constant=_reject_constant)
+            payload = _parse_json(body)
         except json.JSONDecodeError as exc:
             return 40002, f"Invalid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})", None
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
