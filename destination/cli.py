@@ -273,13 +273,35 @@ def _run_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+#: Commands that turn a stream of events into items for as long as they run.
+_STREAMING_COMMANDS = frozenset({"run", "serve"})
+
+
+def _tune_gc() -> None:
+    """Fewer cyclic-GC passes for a process that only streams events (its own process).
+
+    Each event allocates dozens of short-lived dicts and lists without cycles;
+    at CPython's default (a young collection every 700 allocations) the
+    collector walked the live batch about every ten events, a fifth of the
+    per-event cost. What is loaded by now (plugins, compiled presets,
+    schemas) is frozen out of every collection. A library host is left alone:
+    these are process-wide settings, so only the CLI's own processes change them.
+    """
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
+
+
+def main(argv: Sequence[str] | None = None, *, tune_gc: bool = False) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
         return 0
+    if tune_gc and args.command in _STREAMING_COMMANDS:
+        _tune_gc()
     try:
         return handler(args)
     except KeyboardInterrupt:
@@ -287,5 +309,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def console_main() -> int:
+    """The ``destination`` console script: :func:`main` in a process of its own."""
+    return main(tune_gc=True)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(console_main())
