@@ -25,6 +25,11 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "normalize": ([], []),
     "sandbox": ([], ["--seconds", "2"]),
     "delivery": ([], ["--events", "20000"]),
+    "run": ([], ["--events", "20000"]),
+    "serve": (
+        ["--requests", "800", "--connections", "8", "--gzip", "--workers", "2"],
+        ["--requests", "100"],
+    ),
 }
 
 
