@@ -33,7 +33,7 @@ import orjson
 
 from .config import Config, load_config
 from .delivery.engine import DeliveryResult, ResultOutcome
-from .errors import ConfigurationError, DestinationError
+from .errors import DestinationError
 from .host import EventOutcome, Runtime
 from .sandboxmode import SANDBOX_PIXEL, token_configured, use_sandbox
 
@@ -140,10 +140,7 @@ def run(args: argparse.Namespace) -> int:
             runtime = Runtime(
                 config, on_result=tally.on_result, track_results=False, environ=environ
             )
-        except ConfigurationError as exc:
-            print(f"destination run: {exc}", file=err)
-            return EXIT_CONFIG
-        except DestinationError as exc:
+        except DestinationError as exc:  # configuration, settings, a locked outbox
             print(f"destination run: {exc}", file=err)
             return EXIT_CONFIG
         if note:
