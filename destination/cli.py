@@ -176,7 +176,8 @@ def _add_outbox(subparsers: Any) -> None:
     flush.set_defaults(handler=commands.flush)
 
 
-def _port(text: str) -> int:
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0 (any free port) to 65535."""
     try:
         port = int(text)
     except ValueError:
@@ -194,7 +195,7 @@ def _add_sandbox(subparsers: Any) -> None:
         "until Ctrl-C or SIGTERM. See docs/sandbox.md.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=_port, default=8077, help="port (0: any free port)")
+    parser.add_argument("--port", type=port_number, default=8077, help="port (0: any free port)")
     parser.add_argument(
         "--token", action="append", help="accepted Access-Token (repeatable; default sandbox-token)"
     )

@@ -39,6 +39,7 @@ __all__ = [
     "RetryableDeliveryError",
     "SettingsError",
     "TriggerSyntaxError",
+    "kind_of",
     "redact",
 ]
 
@@ -49,6 +50,24 @@ def redact(text: str, secrets: Iterable[str | None]) -> str:
         if secret:
             text = text.replace(secret, "[REDACTED]")
     return text
+
+
+def kind_of(value: object) -> str:
+    """What a JSON value is, in words for a message ("a list"), never the value itself
+    (it may be an email address)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
 
 
 class DestinationError(Exception):

@@ -39,7 +39,7 @@ from .delivery.eventid import event_id_for
 from .delivery.executors import Executor
 from .delivery.factories import make_executor, make_queue
 from .delivery.outbox import Queue, StoredItem
-from .errors import ConfigurationError, PayloadError, SettingsError, redact
+from .errors import ConfigurationError, PayloadError, SettingsError, kind_of, redact
 from .pipeline import Pipeline
 from .plugins import collect_registry, load_plugins, pm
 
@@ -279,7 +279,7 @@ class Runtime:
         self, event: Any, index: int, triples: list[tuple[Route, StoredItem, str]]
     ) -> EventOutcome:
         if not isinstance(event, dict):
-            error = PayloadError(f"an event must be a JSON object, got {_kind(event)}")
+            error = PayloadError(f"an event must be a JSON object, got {kind_of(event)}")
             self._count_error(error)
             return EventOutcome(None, index, error=error, tracked=False)
         event_id = event_id_for(event)
@@ -446,17 +446,3 @@ class Runtime:
 
     def _redact(self, text: str) -> str:
         return redact(text, self._secrets)
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    return type(value).__name__

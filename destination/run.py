@@ -33,7 +33,7 @@ import orjson
 
 from .config import Config, load_config
 from .delivery.engine import DeliveryResult, ResultOutcome
-from .errors import DestinationError
+from .errors import DestinationError, kind_of
 from .host import EventOutcome, Runtime
 from .sandboxmode import SANDBOX_PIXEL, token_configured, use_sandbox
 
@@ -257,19 +257,13 @@ def _parse(raw: bytes) -> tuple[Any, str | None]:
         except ValueError as exc:
             return None, f"not JSON: {exc.msg if hasattr(exc, 'msg') else exc}"
     if not isinstance(event, dict):
-        return None, f"not a JSON object (got {_json_kind(event)})"
+        return None, f"not a JSON object (got {kind_of(event)})"
     kind = event.get("type")
     if not isinstance(kind, str):
         return None, "not a Segment event: no 'type'"
     if kind not in SEGMENT_TYPES:
         return None, f"not a Segment event: unknown type {kind[:40]!r}"
     return event, None
-
-
-def _json_kind(value: Any) -> str:
-    return {list: "a list", str: "a string", bool: "a boolean"}.get(
-        type(value), "null" if value is None else "a number"
-    )
 
 
 def _bad(tally: Tally, name: str, number: int, problem: str) -> None:

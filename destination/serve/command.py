@@ -22,6 +22,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from ..cli import port_number
 from ..config import Config, load_config
 from ..errors import DestinationError
 
@@ -43,7 +44,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--config", metavar="FILE", help="configuration file (YAML)")
     parser.add_argument("--host", help="address to listen on (default: serve.host, 127.0.0.1)")
     parser.add_argument(
-        "--port", type=_port, help="port; 0 picks a free one (default: serve.port, 8080)"
+        "--port", type=port_number, help="port; 0 picks a free one (default: serve.port, 8080)"
     )
     parser.add_argument(
         "--write-key",
@@ -79,16 +80,6 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--access-log", action="store_true", help="log every request")
     parser.set_defaults(handler=serve)
-
-
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port {port} is not between 0 and 65535")
-    return port
 
 
 def _workers(text: str) -> int:

@@ -21,6 +21,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from ..errors import kind_of
+
 __all__ = [
     "MAX_EVENT_BYTES",
     "MAX_REQUEST_BYTES",
@@ -112,7 +114,7 @@ def parse_request(
         document = _load(text)
     if not isinstance(document, dict):
         raise IngestError(
-            400, "invalid_request", f"the body must be a JSON object, got {_kind(document)}"
+            400, "invalid_request", f"the body must be a JSON object, got {kind_of(document)}"
         )
     write_key = document.pop("writeKey", None)
     if not isinstance(write_key, str):
@@ -127,7 +129,7 @@ def parse_request(
     if batch is None:
         raise IngestError(400, "invalid_request", "missing 'batch' (a list of events)")
     if not isinstance(batch, list):
-        raise IngestError(400, "invalid_request", f"'batch' must be a list, got {_kind(batch)}")
+        raise IngestError(400, "invalid_request", f"'batch' must be a list, got {kind_of(batch)}")
     shared = {
         k: document[k] for k in ("context", "integrations") if isinstance(document.get(k), dict)
     }
@@ -267,13 +269,13 @@ def _read_array(text: str, index: int) -> tuple[list[Any], list[tuple[int, int]]
 def _check(event: Any, index: int | None, kind: str | None) -> None:
     where = f"batch[{index}]: " if index is not None else ""
     if not isinstance(event, dict):
-        raise _invalid(where, f"an event must be a JSON object, got {_kind(event)}")
+        raise _invalid(where, f"an event must be a JSON object, got {kind_of(event)}")
     if kind is None:
         kind = event.get("type")
         if kind is None:
             raise _invalid(where, "missing 'type'")
         if not isinstance(kind, str):
-            raise _invalid(where, f"'type' must be a string, got {_kind(kind)}")
+            raise _invalid(where, f"'type' must be a string, got {kind_of(kind)}")
         if kind not in SEGMENT_TYPES:
             raise _invalid(
                 where, f"unknown type {kind[:40]!r} (expected one of {', '.join(SEGMENT_TYPES)})"
@@ -281,21 +283,21 @@ def _check(event: Any, index: int | None, kind: str | None) -> None:
     if kind == "track":
         name = event.get("event")
         if not isinstance(name, str) or not name:
-            got = "missing" if name is None else f"got {_kind(name)}"
+            got = "missing" if name is None else f"got {kind_of(name)}"
             raise _invalid(where, f"a track event needs 'event', a non-empty string ({got})")
     message_id = event.get("messageId")
     if message_id is not None and not isinstance(message_id, str):
-        raise _invalid(where, f"'messageId' must be a string, got {_kind(message_id)}")
+        raise _invalid(where, f"'messageId' must be a string, got {kind_of(message_id)}")
     for name in _ID_FIELDS:
         value = event.get(name)
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, str | int | float)
         ):
-            raise _invalid(where, f"'{name}' must be a string or a number, got {_kind(value)}")
+            raise _invalid(where, f"'{name}' must be a string or a number, got {kind_of(value)}")
     for name in _OBJECT_FIELDS:
         value = event.get(name)
         if value is not None and not isinstance(value, dict):
-            raise _invalid(where, f"'{name}' must be an object, got {_kind(value)}")
+            raise _invalid(where, f"'{name}' must be an object, got {kind_of(value)}")
 
 
 def _invalid(where: str, message: str) -> IngestError:
@@ -308,19 +310,3 @@ def _size(event: Any) -> int:
     except RecursionError:
         raise IngestError(400, "invalid_json", "malformed JSON: nested too deeply") from None
     return len(text.encode())
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
