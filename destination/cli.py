@@ -176,15 +176,23 @@ def _add_outbox(subparsers: Any) -> None:
     flush.set_defaults(handler=commands.flush)
 
 
-def port_number(text: str) -> int:
-    """An argparse type: a TCP port, 0 (any free port) to 65535."""
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port {port} is not between 0 and 65535")
-    return port
+def int_between(what: str, low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` to ``high``, else a message naming ``what``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what}: not a whole number: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what} {value} is not between {low} and {high}")
+        return value
+
+    return parse
+
+
+#: A TCP port; 0 asks for any free one.
+port_number = int_between("port", 0, 65535)
 
 
 def _add_sandbox(subparsers: Any) -> None:

@@ -31,6 +31,7 @@ from typing import IO, Any
 
 import orjson
 
+from .cli import int_between
 from .config import Config, load_config
 from .delivery.engine import DeliveryResult, ResultOutcome
 from .errors import DestinationError, kind_of
@@ -77,7 +78,10 @@ def add_parser(subparsers: Any) -> None:
         "--sandbox", action="store_true", help="deliver to the embedded local sandbox"
     )
     parser.add_argument(
-        "--batch-size", type=_batch_size, metavar="N", help="events per request (1-1000)"
+        "--batch-size",
+        type=int_between("batch size", 1, 1000),
+        metavar="N",
+        help="events per request (1-1000)",
     )
     parser.add_argument("--outbox", metavar="PATH", help="outbox database (SQLite)")
     parser.add_argument(
@@ -95,16 +99,6 @@ def add_parser(subparsers: Any) -> None:
         help="progress bar on stderr (auto: only on a terminal)",
     )
     parser.set_defaults(handler=run)
-
-
-def _batch_size(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 1 <= value <= 1000:
-        raise argparse.ArgumentTypeError(f"batch size must be between 1 and 1000, got {value}")
-    return value
 
 
 @dataclass

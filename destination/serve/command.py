@@ -22,7 +22,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from ..cli import port_number
+from ..cli import int_between, port_number
 from ..config import Config, load_config
 from ..errors import DestinationError
 
@@ -66,7 +66,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--workers",
-        type=_workers,
+        type=int_between("workers", 0, 64),
         default=0,
         metavar="N",
         help="processes that decode and store events, for more than one core's worth "
@@ -80,16 +80,6 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--access-log", action="store_true", help="log every request")
     parser.set_defaults(handler=serve)
-
-
-def _workers(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 <= value <= 64:
-        raise argparse.ArgumentTypeError(f"workers must be between 0 and 64, got {value}")
-    return value
 
 
 def _fail(message: str, code: int = EXIT_CONFIG) -> int:
