@@ -317,7 +317,7 @@ class _NoProgress:
 class _Progress:
     """A rich progress bar over the bytes of the input files, on stderr."""
 
-    def __init__(self, paths: list[str]) -> None:
+    def __init__(self, paths: list[str], *, force: bool = False) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, DownloadColumn, Progress, TimeElapsedColumn
 
@@ -327,7 +327,8 @@ class _Progress:
             BarColumn(),
             DownloadColumn(),
             TimeElapsedColumn(),
-            console=Console(file=sys.stderr),
+            # --progress always draws even when stderr is not a terminal (a CI log).
+            console=Console(file=sys.stderr, force_terminal=force or None),
             transient=True,
         )
         self._task = self._progress.add_task("reading events", total=total)
@@ -350,7 +351,7 @@ class _Progress:
 
 def _progress(mode: str, paths: list[str]) -> _Progress | _NoProgress:
     show = mode == "always" or (mode == "auto" and sys.stderr.isatty())
-    return _Progress(paths) if show else _NoProgress()
+    return _Progress(paths, force=mode == "always") if show else _NoProgress()
 
 
 def _summary(stats: dict[str, Any], tally: Tally, elapsed: float, *, dry_run: bool) -> None:

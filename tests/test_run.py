@@ -186,9 +186,11 @@ def test_configuration_errors_exit_2_before_reading(capsys, tmp_path):
         main(["run", str(EXAMPLES), "--batch-size", "5000"])
 
 
-def test_progress_bar_can_be_forced(capsys):
+def test_progress_bar_can_be_forced_and_is_silent_on_a_pipe(capsys):
     assert main(["run", str(EXAMPLES), "--dry-run", "--progress", "always"]) == 0
-    assert "destination run" in capsys.readouterr().err
+    assert "reading events" in capsys.readouterr().err
+    assert main(["run", str(EXAMPLES), "--dry-run"]) == 0  # auto: stderr is no terminal here
+    assert "reading events" not in capsys.readouterr().err
 
 
 def test_values_json_cannot_carry_are_the_events_problem(capsys, monkeypatch):
