@@ -14,6 +14,7 @@ configuration file, so a config works from any working directory.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -181,7 +182,13 @@ def _from_document(doc: Document, base: Path, source: str | None) -> Config:
 def _delivery(
     doc: Document, raw: Mapping[str, Any], resolve: Any
 ) -> tuple[DeliveryConfig, list[Problem]]:
-    problems: list[Problem] = []
+    problems: list[Problem] = [
+        doc.problem(("delivery", key), f"delivery.{key} must be a finite number")
+        for key, value in raw.items()
+        if isinstance(value, float) and not math.isfinite(value)  # .nan passes the schema
+    ]
+    if problems:
+        return DeliveryConfig(), problems
     engine = {k: raw[k] for k in _ENGINE_OPTIONS if k in raw}
     retry_fields = {field: raw[key] for key, field in _RETRY_OPTIONS.items() if key in raw}
     retry = RetryPolicy()

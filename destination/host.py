@@ -250,7 +250,12 @@ class Runtime:
         triples: list[tuple[Route, StoredItem, str]] = []
         matched = invalid = 0
         for index, event in enumerate(events):
-            outcome = self._prepare(event, index, triples)
+            kept = len(triples)
+            try:
+                outcome = self._prepare(event, index, triples)
+            except Exception as exc:  # a bug or an absurd event: this event's problem only
+                del triples[kept:]
+                outcome = self._unexpected(event, index, exc)
             outcomes.append(outcome)
             matched += bool(outcome.actions)
             invalid += not outcome.ok
@@ -274,6 +279,19 @@ class Runtime:
     async def aprocess_batch(self, events: Iterable[Any]) -> list[EventOutcome]:
         """``process_batch`` for asyncio hosts (runs in a worker thread)."""
         return await asyncio.to_thread(self.process_batch, list(events))
+
+    def _unexpected(self, event: Any, index: int, exc: Exception) -> EventOutcome:
+        """An outcome for an event whose processing raised what nothing expected."""
+        message_id = event.get("messageId") if isinstance(event, dict) else None
+        event_id = message_id if isinstance(message_id, str) else None
+        if isinstance(exc, RecursionError):
+            reason = "the event is nested too deeply to process"
+        else:
+            reason = f"could not process the event ({type(exc).__name__})"
+            log.error("%s: %s", reason, self._redact(repr(exc)))
+        error = PayloadError(reason, event_id=event_id)
+        self._count_error(error)
+        return EventOutcome(event_id, index, error=error, tracked=False)
 
     def _prepare(
         self, event: Any, index: int, triples: list[tuple[Route, StoredItem, str]]
@@ -333,7 +351,7 @@ class Runtime:
             # Encoded once here: a value JSON cannot carry is this event's problem, not the
             # batch's, and the outbox stores the text as it is.
             text = compactjson.dumps(item).decode("utf-8")
-        except ValueError as exc:  # UnicodeEncodeError: a lone surrogate; NaN; …
+        except (ValueError, RecursionError) as exc:  # a lone surrogate; NaN; deep nesting
             what = "a lone surrogate in a text value" if isinstance(exc, UnicodeError) else exc
             error = PayloadError(f"the item cannot be sent as JSON: {what}", event_id=event_id)
             self._count_error(error)

@@ -10,8 +10,10 @@ embedded TikTok sandbox (started in-process, on loopback) and says so, which
 is what makes the README's quickstart work on a fresh machine.
 
 Exit codes: 0 the run completed (bad lines and invalid events included);
-2 a configuration or usage error, before any event was read; 3 delivery
-stopped on an authentication or permission answer (events stay queued).
+1 a dry or sandbox run ended with events undelivered (its outbox is
+temporary); 2 a configuration or usage error, before any event was read;
+3 delivery stopped on an authentication or permission answer (events stay
+queued), or the dry-run output was closed.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ CHUNK = 500
 #: Bad lines and invalid events reported one by one before only counting them.
 SHOWN_PROBLEMS = 20
 
-EXIT_OK, EXIT_CONFIG, EXIT_STOPPED = 0, 2, 3
+EXIT_OK, EXIT_UNDELIVERED, EXIT_CONFIG, EXIT_STOPPED = 0, 1, 2, 3
 DRY_RUN_TOKEN = "dry-run-token"
 
 
@@ -86,7 +88,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--outbox", metavar="PATH", help="outbox database (SQLite)")
     parser.add_argument(
         "--wait",
-        type=float,
+        type=_seconds,
         default=60.0,
         metavar="SECONDS",
         help="how long to keep retrying at the end before leaving the rest queued "
@@ -99,6 +101,16 @@ def add_parser(subparsers: Any) -> None:
         help="progress bar on stderr (auto: only on a terminal)",
     )
     parser.set_defaults(handler=run)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value <= 86_400:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"seconds must be between 0 and 86400, got {text}")
+    return value
 
 
 @dataclass
@@ -130,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         try:
             config = load_config(args.config) if args.config else Config()
-            config, environ, note = _mode(config, args, stack)
+            config, environ, note, temporary = _mode(config, args, stack)
             runtime = Runtime(
                 config, on_result=tally.on_result, track_results=False, environ=environ
             )
@@ -156,9 +168,17 @@ def run(args: argparse.Namespace) -> int:
     if stats["stopped"]:
         print(f"destination run: {stats['stop_reason']}", file=err)
         return EXIT_STOPPED
-    if stats.get("pending"):
+    pending = stats.get("pending")
+    if pending and temporary:
         print(
-            f"{stats['pending']} event(s) still queued in {config.delivery.outbox}: "
+            f"destination run: {pending} event(s) were not delivered before the end and go "
+            "with this run's temporary outbox (raise --wait)",
+            file=err,
+        )
+        return EXIT_UNDELIVERED
+    if pending:
+        print(
+            f"{pending} event(s) still queued in {config.delivery.outbox}: "
             "the next run or `destination outbox flush` sends them",
             file=err,
         )
@@ -168,6 +188,8 @@ def run(args: argparse.Namespace) -> int:
 def _check_inputs(paths: list[str]) -> str | None:
     if paths.count("-") > 1:
         return "'-' (stdin) can be given only once"
+    if "-" in paths and sys.stdin is None:
+        return "'-': stdin is closed"
     for path in paths:
         if path != "-" and not Path(path).is_file():
             return f"{path}: no such file"
@@ -176,8 +198,12 @@ def _check_inputs(paths: list[str]) -> str | None:
 
 def _mode(
     config: Config, args: argparse.Namespace, stack: ExitStack
-) -> tuple[Config, dict[str, str], str]:
-    """Apply the command line to the config: presets, batch size, dry-run or sandbox."""
+) -> tuple[Config, dict[str, str], str, bool]:
+    """Apply the command line to the config: presets, batch size, dry-run or sandbox.
+
+    Returns the config, the environment to read settings from, a note for
+    stderr and whether the outbox is temporary (removed when the run ends).
+    """
     environ = dict(os.environ)
     if args.presets:
         config = config.with_overrides(presets=tuple(args.presets))
@@ -187,7 +213,14 @@ def _mode(
         config = config.with_delivery(outbox=Path(args.outbox))
     note = ""
     temporary = args.dry_run or args.sandbox or not token_configured(config, environ)
-    if temporary and not args.outbox:
+    if temporary and args.outbox:
+        # A real outbox holds events routed to TikTok: a dry run would mark them sent,
+        # a sandbox run would send them with the sandbox's token. Never mix the two.
+        raise UsageError(
+            "--outbox is for deliveries to TikTok; a dry run or a sandbox run "
+            "(no access token) uses a temporary outbox of its own"
+        )
+    if temporary:
         # Dry runs and sandbox runs leave nothing behind: their own outbox, removed at the end.
         folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="destination-run-"))
         config = config.with_delivery(outbox=Path(folder) / "outbox.db")
@@ -206,7 +239,11 @@ def _mode(
             f"{why}: delivering to the embedded TikTok sandbox at {url} "
             "(nothing leaves this machine)"
         )
-    return config, environ, note
+    return config, environ, note, temporary
+
+
+class UsageError(DestinationError):
+    """Options that contradict each other."""
 
 
 Line = tuple[str, int, Any]
@@ -250,6 +287,8 @@ def _parse(raw: bytes) -> tuple[Any, str | None]:
             return None, "not UTF-8 text"
         except ValueError as exc:
             return None, f"not JSON: {exc.msg if hasattr(exc, 'msg') else exc}"
+        except RecursionError:
+            return None, "not JSON this program reads: nested too deeply"
     if not isinstance(event, dict):
         return None, f"not a JSON object (got {kind_of(event)})"
     kind = event.get("type")

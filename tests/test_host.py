@@ -362,3 +362,24 @@ def test_a_payload_breaking_its_schema_is_that_presets_error(sandbox, tmp_path):
     assert "twelve" not in str(error) and "dollars" not in str(error)
     assert stats["matched"] == 1 and stats["invalid"] == 1
     assert stats["matched_by_preset"] == {"Place an Order": 1}
+
+
+def test_absurd_events_are_their_own_problem(sandbox, tmp_path):
+    deep: Any = []
+    for _ in range(5000):
+        deep = [deep]
+    nested = order(3)
+    del nested["messageId"]
+    nested["properties"]["deep"] = deep
+    surrogate = order(4)
+    del surrogate["messageId"]
+    surrogate["context"]["userAgent"] = "bad \ud800 agent"
+    with Runtime.from_config(config_for(sandbox, tmp_path), environ={}) as runtime:
+        outcomes = runtime.process_batch([nested, surrogate, order(5)])
+        assert runtime.flush(float("inf"))  # "no deadline" is accepted
+        stats = runtime.stats()
+    nested_out, surrogate_out, good = outcomes
+    assert nested_out.errors and "nested too deeply" in nested_out.errors[0].reason
+    assert surrogate_out.event_id.startswith("h-")  # a stable id even so
+    assert "lone surrogate" in surrogate_out.errors[0].reason
+    assert good.ok and stats["delivered"] == 1 and stats["invalid"] == 2

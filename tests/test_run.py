@@ -210,3 +210,37 @@ def test_values_json_cannot_carry_are_the_events_problem(capsys, monkeypatch):
     assert "<stdin>:2: event s2, field contents[0].price: must be a finite number" in err
     (request,) = [json.loads(line) for line in out.splitlines()]
     assert [d["event_id"] for d in request["body"]["data"]] == ["s3"]
+
+
+def test_absurd_lines_and_outputs_never_give_a_traceback(capsys, tmp_path, monkeypatch):
+    deep = tmp_path / "deep.ndjson"
+    deep.write_text("[" * 100_000 + "]" * 100_000 + "\n" + EXAMPLES.read_text().splitlines()[0])
+    assert main(["run", str(deep), "--dry-run"]) == 0
+    out, err = capsys.readouterr()
+    assert f"{deep}:1: not JSON this program reads: nested too deeply" in err
+    assert len(out.splitlines()) == 1  # the good line after it was sent
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["run", str(EXAMPLES), "--dry-run", "--batch-size", "1"]) == 3
+    assert "the dry-run output was closed (BrokenPipeError)" in capsys.readouterr().err
+
+
+def test_outbox_option_is_refused_for_dry_and_sandbox_runs(capsys, tmp_path):
+    assert main(["run", str(EXAMPLES), "--dry-run", "--outbox", str(tmp_path / "o.db")]) == 2
+    assert "--outbox is for deliveries to TikTok" in capsys.readouterr().err
+    assert main(["run", str(EXAMPLES), "--outbox", str(tmp_path / "o.db")]) == 2  # no token
+    assert not (tmp_path / "o.db").exists()
+
+
+def test_an_outbox_that_cannot_be_opened_is_a_configuration_error(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("TIKTOK_ACCESS_TOKEN", "tok-not-used")
+    monkeypatch.setenv("TIKTOK_PIXEL_CODE", "CPIX")
+    folder = tmp_path / "a-folder.db"
+    folder.mkdir()
+    assert main(["run", str(EXAMPLES), "--outbox", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert f"outbox {folder}: cannot open" in err and "Traceback" not in err

@@ -149,6 +149,15 @@ class Counters:
 ResultCallback = Callable[[DeliveryResult], Any]
 
 
+def _finite(timeout: float | None) -> float | None:
+    """A timeout asyncio and futures accept: infinity means none; NaN is refused."""
+    if timeout is None or timeout == float("inf"):
+        return None
+    if timeout != timeout:
+        raise ValueError("timeout must be a number of seconds, got nan")
+    return max(0.0, timeout)
+
+
 class DeliveryEngine:
     """Delivers what is submitted, durably. Use as a context manager or call :meth:`close`.
 
@@ -228,6 +237,7 @@ class DeliveryEngine:
             return False
         if threading.current_thread() is self._thread:
             raise DeliveryError("flush() called from on_result or a hook would deadlock")
+        timeout = _finite(timeout)
         future = asyncio.run_coroutine_threadsafe(self._flush(), self._loop)
         try:
             return future.result(timeout)
@@ -235,7 +245,7 @@ class DeliveryEngine:
             future.cancel()
             return False
 
-    def close(self, timeout: float = 10.0) -> bool:
+    def close(self, timeout: float | None = 10.0) -> bool:
         """Flush within ``timeout`` seconds, keep the rest queued, release everything.
 
         Returns True when everything due was delivered before the deadline.
@@ -245,6 +255,9 @@ class DeliveryEngine:
             return True
         if threading.current_thread() is self._thread:
             raise DeliveryError("close() called from on_result or a hook would deadlock")
+        timeout = _finite(timeout)
+        if timeout is None:
+            timeout = 365 * 86_400.0  # "no deadline", in a number asyncio can schedule
         self._accepting = False
         future = asyncio.run_coroutine_threadsafe(self._shutdown(timeout), self._loop)
         try:
@@ -611,9 +624,12 @@ class DeliveryEngine:
             )
             if part
         )
+        # Only an answer from the destination is about credentials; a local stop
+        # (an executor's output closed) just keeps the events.
+        advice = " — fix the access token or permissions, then restart" if codes else ""
         self._stop_reason = self._redact(
             f"delivery stopped: {detail}{f' ({codes})' if codes else ''}; "
-            "events stay queued in the outbox — fix the access token or permissions, then restart"
+            f"events stay queued in the outbox{advice}"
         )
         log.error("%s", self._stop_reason)
 

@@ -30,4 +30,5 @@ def event_id_for(event: Mapping[str, Any]) -> str:
     canonical = json.dumps(
         content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
     )
-    return "h-" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
+    # surrogatepass: a lone surrogate (valid JSON, "\ud800") still gives a stable id.
+    return "h-" + hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()[:32]

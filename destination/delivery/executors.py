@@ -11,7 +11,9 @@ executors through the ``register_executors`` hook.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import sys
 import threading
 from collections.abc import Mapping
@@ -23,7 +25,7 @@ import httpx
 import orjson
 
 from ..actions import Request
-from ..errors import ConfigurationError, RetryableDeliveryError
+from ..errors import ConfigurationError, FatalDeliveryError, RetryableDeliveryError
 
 __all__ = [
     "DryRunExecutor",
@@ -157,8 +159,17 @@ class DryRunExecutor:
         line = request_line(request)
         stream = self._stream if self._stream is not None else sys.stdout
         with self._lock:
-            stream.write(line + "\n")
-            stream.flush()
+            try:
+                stream.write(line + "\n")
+                stream.flush()
+            except (BrokenPipeError, ValueError) as exc:  # `| head` closed it; or closed
+                if stream is sys.stdout:
+                    # Python would complain again flushing stdout at exit.
+                    with contextlib.suppress(OSError):
+                        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                raise FatalDeliveryError(
+                    f"the dry-run output was closed ({type(exc).__name__}); nothing more is written"
+                ) from None
         return _SYNTHETIC_OK
 
     async def aclose(self) -> None:
@@ -172,7 +183,12 @@ class FileExecutor:
         if not path:
             raise ConfigurationError("file executor: a 'path' option is required")
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"file executor: cannot create {self.path.parent}: {exc.strerror or exc}"
+            ) from None
         self._handle: IO[str] | None = None
         self._lock = threading.Lock()
 

@@ -242,6 +242,19 @@ class SqliteQueue:
         self.path = str(path)
         self._lock = threading.Lock()
         self._lock_file: Any = None
+        self._routes: dict[Route, int] = {}
+        self._route_by_id: dict[int, Route] = {}
+        try:
+            self._open(synchronous, deliver)
+        except (OSError, sqlite3.Error) as exc:
+            # A folder, /dev/null, a read-only place: the operator's problem, in one line.
+            if self._lock_file is not None:
+                self._lock_file.close()
+            what = getattr(exc, "strerror", None) or str(exc)
+            raise ConfigurationError(f"outbox {self.path}: cannot open: {what}") from None
+        self._closed = False
+
+    def _open(self, synchronous: str, deliver: bool) -> None:
         memory = self.path == ":memory:"
         if not memory:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -250,16 +263,17 @@ class SqliteQueue:
         self._db = sqlite3.connect(
             self.path, check_same_thread=False, isolation_level=None, timeout=30.0
         )
-        if not memory:
-            self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
-        self._db.executescript(_SCHEMA)
-        self._routes: dict[Route, int] = {}
-        self._route_by_id: dict[int, Route] = {}
-        if deliver:
-            # Entries a dead process had claimed are due again.
-            self._db.execute("UPDATE outbox SET claimed = 0 WHERE claimed = 1")
-        self._closed = False
+        try:
+            if not memory:
+                self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            self._db.executescript(_SCHEMA)
+            if deliver:
+                # Entries a dead process had claimed are due again.
+                self._db.execute("UPDATE outbox SET claimed = 0 WHERE claimed = 1")
+        except BaseException:
+            self._db.close()
+            raise
 
     @staticmethod
     def _take_lock(lock_path: str) -> Any:
