@@ -310,3 +310,10 @@ def test_workers_store_deliver_count_and_die_with_a_killed_server(tmp_path):
         finally:
             server.kill()
         assert sorted({e.event_id for e in box.events()}) == sorted(set(sent))
+
+
+def test_sandbox_refuses_a_real_outbox(tmp_path):
+    result = run_cli("--sandbox", "--write-key", "k", "--outbox", str(tmp_path / "o.db"))
+    assert result.returncode == 2
+    assert "--outbox is for deliveries to TikTok" in result.stderr
+    assert not (tmp_path / "o.db").exists()

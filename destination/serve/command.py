@@ -24,7 +24,7 @@ from typing import Any
 
 from ..cli import int_between, port_number
 from ..config import Config, load_config
-from ..errors import DestinationError
+from ..errors import ConfigurationError, DestinationError
 
 __all__ = ["add_parser", "serve"]
 
@@ -181,6 +181,12 @@ def serve(args: argparse.Namespace) -> int:
 def _overrides(config: Config, args: argparse.Namespace, stack: ExitStack) -> Config:
     if args.presets:
         config = config.with_overrides(presets=tuple(args.presets))
+    if args.outbox and args.sandbox:
+        # Stored routes keep their URL: a real outbox's events would go out with the
+        # sandbox's token, and sandbox events would wait for a sandbox long gone.
+        raise ConfigurationError(
+            "--outbox is for deliveries to TikTok; --sandbox uses a temporary outbox of its own"
+        )
     if args.outbox:
         config = config.with_delivery(outbox=Path(args.outbox))
     elif args.sandbox:
