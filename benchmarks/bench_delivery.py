@@ -24,19 +24,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-PIXEL = "CBENCHPIXEL1"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-SANDBOX = """
-import json, sys
-from destination.tiktok.sandbox import Sandbox
-sandbox = Sandbox(pixels=[sys.argv[1]], keep_events=0).start()
-print(json.dumps({"url": sandbox.url, "token": sandbox.token}), flush=True)
-sys.stdin.read()  # until the benchmark closes our stdin
-stats = sandbox.stats()
-sandbox.stop()
-print(json.dumps({"events": stats["events"], "requests": stats["requests"],
-                  "duplicates": len(stats["duplicates"])}), flush=True)
-"""
+from benchmarks.sandboxproc import SandboxProcess
+
+PIXEL = "CBENCHPIXEL1"
 
 
 def items(count: int, route: Any) -> Iterator[tuple[Any, dict[str, Any], str]]:
@@ -59,17 +51,10 @@ def run_one(count: int) -> dict[str, Any]:
     from destination.delivery import DeliveryEngine, DeliveryOptions, HttpExecutor, SqliteQueue
     from destination.tiktok.destination import TikTokDestination
 
-    sandbox = subprocess.Popen(
-        [sys.executable, "-c", SANDBOX, PIXEL],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert sandbox.stdout is not None and sandbox.stdin is not None
-    info = json.loads(sandbox.stdout.readline())
+    sandbox = SandboxProcess(PIXEL)
     tiktok = TikTokDestination()
     settings = tiktok.load_settings(
-        {"access_token": info["token"], "pixel_code": PIXEL, "api_base_url": info["url"]}, {}
+        {"access_token": sandbox.token, "pixel_code": PIXEL, "api_base_url": sandbox.url}, {}
     )
     with tempfile.TemporaryDirectory() as tmp:
         engine = DeliveryEngine(
@@ -97,10 +82,7 @@ def run_one(count: int) -> dict[str, Any]:
         elapsed = time.perf_counter() - start
         stats = engine.stats()
         engine.close()
-    sandbox.stdin.close()
-    received = json.loads(sandbox.stdout.readline())
-    sandbox.stdout.close()
-    sandbox.wait(timeout=30)
+    received = sandbox.finish()
     return {
         "events": count,
         "delivered": stats["delivered"],

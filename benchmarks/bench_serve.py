@@ -31,21 +31,13 @@ from typing import Any
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.sandboxproc import SandboxProcess
+
 ROOT = Path(__file__).resolve().parent.parent
 PIXEL = "CBENCHPIXEL1"
 KEY = "bench-write-key"
-
-SANDBOX = """
-import json, sys
-from destination.tiktok.sandbox import Sandbox
-sandbox = Sandbox(pixels=[sys.argv[1]], keep_events=0).start()
-print(json.dumps({"url": sandbox.url, "token": sandbox.token}), flush=True)
-sys.stdin.read()  # until the benchmark closes our stdin
-stats = sandbox.stats()
-sandbox.stop()
-print(json.dumps({"events": stats["events"], "requests": stats["requests"],
-                  "duplicates": len(stats["duplicates"])}), flush=True)
-"""
 
 
 def event(i: int) -> dict[str, Any]:
@@ -154,15 +146,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="destination serve --workers")
     args = parser.parse_args()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    sandbox = subprocess.Popen(
-        [sys.executable, "-c", SANDBOX, PIXEL],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert sandbox.stdout is not None and sandbox.stdin is not None
-    box = json.loads(sandbox.stdout.readline())
+    sandbox = SandboxProcess(PIXEL, env)
     with tempfile.TemporaryDirectory() as folder:
         config = Path(folder) / "serve.yaml"
         config.write_text(
@@ -188,7 +172,7 @@ def main() -> None:
             ],
             stderr=subprocess.PIPE,
             text=True,
-            env={**env, "TIKTOK_ACCESS_TOKEN": box["token"], "TIKTOK_API_BASE_URL": box["url"]},
+            env={**env, "TIKTOK_ACCESS_TOKEN": sandbox.token, "TIKTOK_API_BASE_URL": sandbox.url},
         )
         assert server.stderr is not None
         url = ""
@@ -200,7 +184,7 @@ def main() -> None:
                 url = found.group(1)
                 break
         if not url:
-            sandbox.stdin.close()
+            sandbox.finish()
             sys.exit("destination serve did not start:\n" + "".join(seen))
         # Keep reading its stderr, so a chatty server never blocks on a full pipe.
         threading.Thread(target=lambda: seen.extend(server.stderr or ()), daemon=True).start()
@@ -230,9 +214,7 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(30)
-            sandbox.stdin.close()
-            sandbox_stats = json.loads(sandbox.stdout.readline())
-            sandbox.wait(10)
+            sandbox_stats = sandbox.finish(10)
     latencies.sort()
     p50 = latencies[len(latencies) // 2] * 1000
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
