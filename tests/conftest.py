@@ -1,4 +1,5 @@
-"""Shared fixtures: throwaway plugins are always unregistered."""
+"""Shared fixtures: throwaway plugins are always unregistered; an environment without
+the variables that would point a command elsewhere."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 
 from destination.plugins import load_plugins, pm
+from destination.tiktok.settings import ENVIRONMENT_OVERRIDES
 
 
 @contextmanager
@@ -25,3 +27,10 @@ def registered(plugin: Any, name: str) -> Iterator[Any]:
 @pytest.fixture
 def plugin_registered():
     return registered
+
+
+@pytest.fixture
+def clean_environment(monkeypatch):
+    """No TIKTOK_* override and no write keys from the developer's shell reach a command."""
+    for name in (*ENVIRONMENT_OVERRIDES, "DESTINATION_WRITE_KEYS"):
+        monkeypatch.delenv(name, raising=False)

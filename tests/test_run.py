@@ -18,15 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "events.ndjson"
 
 
-@pytest.fixture(autouse=True)
-def no_tiktok_environment(monkeypatch):
-    for name in (
-        "TIKTOK_ACCESS_TOKEN",
-        "TIKTOK_PIXEL_CODE",
-        "TIKTOK_API_BASE_URL",
-        "TIKTOK_TEST_EVENT_CODE",
-    ):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 def example_lines() -> list[str]:

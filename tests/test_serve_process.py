@@ -23,16 +23,7 @@ from .serve_support import KEY, PIXEL, ROOT, ServeProcess, wait_for
 SECRET_KEY = "wk_secret_never_logged_5f2c"
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch):
-    for name in (
-        "TIKTOK_ACCESS_TOKEN",
-        "TIKTOK_PIXEL_CODE",
-        "TIKTOK_API_BASE_URL",
-        "TIKTOK_TEST_EVENT_CODE",
-        "DESTINATION_WRITE_KEYS",
-    ):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 def write_config(tmp_path: Path, **delivery: object) -> Path:
