@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from . import compactjson
-from .actions import Action, Route
+from .actions import Route
 from .config import Config, load_config
 from .delivery.engine import DeliveryEngine, DeliveryResult
 from .delivery.eventid import event_id_for
@@ -40,7 +40,7 @@ from .delivery.executors import Executor
 from .delivery.factories import make_executor, make_queue
 from .delivery.outbox import Queue, StoredItem
 from .errors import ConfigurationError, PayloadError, SettingsError, kind_of, redact
-from .pipeline import Pipeline
+from .pipeline import Match, Pipeline
 from .plugins import collect_registry, load_plugins, pm
 
 __all__ = ["ActionOutcome", "EventOutcome", "Runtime"]
@@ -310,12 +310,13 @@ class Runtime:
                 if match.error.event_id is None:
                     match.error.event_id = event_id
                 self._count_error(match.error)
-                name = f"{self.destination.name}.{match.action.name}"
                 actions.append(
-                    ActionOutcome(match.preset.name, name, match.payload, error=match.error)
+                    ActionOutcome(
+                        match.preset.name, match.preset.action, match.payload, error=match.error
+                    )
                 )
                 continue
-            outcome = self._build(event, event_id, match.preset.name, match.action, match.payload)
+            outcome = self._build(event, event_id, match)
             item, text = outcome.item, outcome.item_json
             if item is not None and text is not None and outcome.route is not None:
                 triples.append((outcome.route, text, str(item["event_id"])))
@@ -324,16 +325,14 @@ class Runtime:
             self._by_preset.update(a.preset for a in actions)
         return EventOutcome(event_id, index, tuple(actions), tracked=self._track)
 
-    def _build(
-        self, event: dict[str, Any], event_id: str, preset: str, action: Action, payload: Any
-    ) -> ActionOutcome:
+    def _build(self, event: dict[str, Any], event_id: str, match: Match) -> ActionOutcome:
+        preset, name, payload = match.preset.name, match.preset.action, match.payload
         if payload.get("event_id") in (None, ""):
             payload["event_id"] = event_id
-        name = f"{self.destination.name}.{action.name}"
         try:
             if self._transform.get_hookimpls():
                 self._transform(payload=payload, event=event, preset=preset, action=name)
-            built = action.build(payload, self.settings)
+            built = match.action.build(payload, self.settings)
         except PayloadError as exc:
             if exc.event_id is None:
                 exc.event_id = event_id
