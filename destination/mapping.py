@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -553,11 +553,15 @@ class _Evaluator:
         try:
             return self.expression.search(event)
         except jmespath_exceptions.JMESPathError as exc:
-            raise PayloadError(
-                f"mapping expression {self.expression.source!r} failed: {_failure(exc)}",
-                field=self.name,
-                event_id=_event_id(event),
-            ) from None
+            raise self.failure(exc, event) from None
+
+    def failure(self, exc: jmespath_exceptions.JMESPathError, event: Any) -> PayloadError:
+        """The PayloadError for ``exc`` raised while mapping ``event``."""
+        return PayloadError(
+            f"mapping expression {self.expression.source!r} failed: {_failure(exc)}",
+            field=self.name,
+            event_id=_event_id(event),
+        )
 
 
 def _failure(exc: Exception) -> str:
@@ -579,7 +583,12 @@ def _event_id(event: Any) -> str | None:
 
 
 def _base_names() -> dict[str, Any]:
-    return {"_prune": _prune, "_Lookup": _Lookup, "_NO_KEYS": _NO_KEYS}
+    return {
+        "_prune": _prune,
+        "_Lookup": _Lookup,
+        "_NO_KEYS": _NO_KEYS,
+        "_JMESPathError": jmespath_exceptions.JMESPathError,
+    }
 
 
 class CompiledMapping:
@@ -600,6 +609,7 @@ class CompiledMapping:
         self,
         checks: Mapping[str, Callable[[Any], bool] | frozenset[type] | None],
         required: Sequence[str] = (),
+        strings_pass: Collection[str] = (),
     ) -> Callable[[Any], tuple[dict[str, Any], bool]]:
         """A variant returning ``(payload, ok)``: ok only if every field passed its check.
 
@@ -608,9 +618,13 @@ class CompiledMapping:
         fields must be present. Checking each value where it is produced saves
         a second walk over the payload (the pipeline's schema check,
         schemacheck.FieldChecks); False means "not sure", as there.
+        ``strings_pass`` names fields whose check every ``str`` passes
+        (schemacheck.accepts_every_string): a string there, the commonest value,
+        is not tested at all.
         """
         names = _base_names()
         tests: dict[str, str] = {}
+        untested_strings = set(strings_pass)
         for index, (name, expression) in enumerate(self.expressions.items()):
             check = checks.get(name)
             if check is not None and expression.is_constant:
@@ -627,10 +641,12 @@ class CompiledMapping:
             if isinstance(check, frozenset):
                 names[f"_t{index}"] = check
                 tests[name] = f"type(v) not in _t{index}"
+                if str in check:
+                    untested_strings.add(name)
             elif check is not None:
                 names[f"_f{index}"] = check
                 tests[name] = f"not _f{index}(v)"
-        body = self._body(names, tests)
+        body = self._body(names, tests, untested_strings)
         present = " and ".join(f"{name!r} in out" for name in required)
         body[-1] = f"    return out, ok and {present}" if present else "    return out, ok"
         function: Callable[[Any], tuple[dict[str, Any], bool]] = _compile_function(
@@ -638,10 +654,16 @@ class CompiledMapping:
         )
         return function
 
-    def _body(self, names: dict[str, Any], tests: Mapping[str, str] | None = None) -> list[str]:
+    def _body(
+        self,
+        names: dict[str, Any],
+        tests: Mapping[str, str] | None = None,
+        untested_strings: Collection[str] = (),
+    ) -> list[str]:
         """The generated function's lines (constants go into ``names``).
 
-        ``tests`` (field → condition under which its value fails) clear ``ok``.
+        ``tests`` (field → condition under which its value fails) clear ``ok``;
+        a ``str`` mapped into a field of ``untested_strings`` skips its test.
         """
         # The event and every hoisted prefix get a twin ("q…") whose .get is
         # jmespath's field look-up: the value itself when it is a dict (nearly
@@ -658,18 +680,39 @@ class CompiledMapping:
             direct[local] = f"q{len(hoisted)}"
             hoisted[prefix] = local
         for index, (name, expression) in enumerate(self.expressions.items()):
+            test = (tests or {}).get(name)
+            if expression.is_constant:
+                # Known now: pruned once, and written (or not) without any test.
+                value = expression.constant
+                if type(value) is dict or type(value) is list:
+                    value = _prune(value)
+                if value is not None:
+                    names[f"_k{index}"] = value
+                    body.append(f"    out[{name!r}] = _k{index}")
+                    if test:  # compile_checked found that the constant fails its check
+                        body.append("    ok = False")
+                continue
             if expression.terms is not None:
                 body.extend(
                     _chain_code(list(expression.terms), names, "v", "    ", hoisted, direct)
                 )
             else:
-                evaluator = f"_x{index}"
-                names[evaluator] = _Evaluator(name, expression)
-                body.append(f"    v = {evaluator}(e)")
-            # null first: it is the commonest value, and needs no pruning
-            test = (tests or {}).get(name)
+                # Called in place rather than through _Evaluator.__call__ (one call
+                # less per event); a jmespath error still becomes its PayloadError.
+                names[f"_s{index}"] = expression.search
+                names[f"_x{index}"] = _Evaluator(name, expression)
+                body.append("    try:")
+                body.append(f"        v = _s{index}(e)")
+                body.append("    except _JMESPathError as exc:")
+                body.append(f"        raise _x{index}.failure(exc, e) from None")
+            # null first: it is the commonest value, and needs no pruning; then
+            # a string (the next commonest), which needs no pruning either
             body.append("    if v is not None:")
-            body.append("        if type(v) is dict or type(v) is list:")
+            body.append("        if type(v) is str:")
+            body.append(f"            out[{name!r}] = v")
+            if test and name not in untested_strings:
+                body.append(f"            if {test}: ok = False")
+            body.append("        elif type(v) is dict or type(v) is list:")
             body.append("            v = _prune(v)")
             body.append("            if v is not None:")
             body.append(f"                out[{name!r}] = v")

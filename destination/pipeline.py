@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import jsonschema
 from jsonschema.exceptions import ValidationError, best_match
@@ -25,6 +25,8 @@ from .schemacheck import compile_check, compile_field_checks
 
 __all__ = ["Match", "Pipeline", "find_action"]
 
+_new_tuple = tuple.__new__
+
 
 def find_action(registry: Any, name: str) -> Action | None:
     """The action ``<destination>.<action>`` in the registry, or None."""
@@ -35,12 +37,13 @@ def find_action(registry: Any, name: str) -> Action | None:
     return destination.actions.get(action_name)
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
+class Match(NamedTuple):
     """One preset that fired for an event, its action and the mapped payload.
 
     ``error`` is set (by ``match_each`` only) when the payload breaks the
     action's schema: the preset matched, but this payload cannot be sent.
+    A named tuple: one is made per matched event, and a tuple is the
+    cheapest immutable record to make.
     """
 
     preset: Preset
@@ -153,7 +156,9 @@ class Pipeline:
                 fields = compile_field_checks(action.payload_schema)
                 if fields is not None:
                     checked = mapping.compile_checked(
-                        {name: fields.of(name) for name in mapping.expressions}, fields.required
+                        {name: fields.of(name) for name in mapping.expressions},
+                        fields.required,
+                        [name for name in mapping.expressions if fields.accepts_strings(name)],
                     )
             needs = required_equalities(parse_trigger(preset.trigger))
             compiled.append(
@@ -261,5 +266,5 @@ class Pipeline:
                     )
                     matches.append(Match(item.preset, item.action, payload, problem))
                     continue
-            matches.append(Match(item.preset, item.action, payload))
+            matches.append(_new_tuple(Match, (item.preset, item.action, payload, None)))
         return matches

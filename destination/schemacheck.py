@@ -28,7 +28,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Check", "FieldCheck", "FieldChecks", "compile_check", "compile_field_checks"]
+__all__ = [
+    "Check",
+    "FieldCheck",
+    "FieldChecks",
+    "accepts_every_string",
+    "compile_check",
+    "compile_field_checks",
+]
 
 Check = Callable[[Any], bool]
 #: A property's check: a predicate, or the exact Python types it allows (tested inline).
@@ -51,6 +58,12 @@ _TYPES: dict[str, tuple[type, ...]] = {
 
 class _Unsupported(Exception):
     """The schema uses something this module does not mirror exactly."""
+
+
+#: Object schemas with at most this many properties are checked property by property.
+_STRAIGHT_LINE = 8
+#: What ``dict.get`` returns for an absent key in a generated object check.
+_ABSENT = object()
 
 
 _KEYWORDS = frozenset(
@@ -144,7 +157,9 @@ class _Codegen:
         if "items" in schema:
             y = f"_y{depth}"
             inner = self.expr(schema["items"], y, depth + 1)
-            every = f"all({inner} for {y} in {x})"
+            call = re.fullmatch(rf"(_k[0-9]+)\({y}\)", inner)
+            # one object check per item: map() calls it without a generator frame
+            every = f"all(map({call[1]}, {x}))" if call else f"all({inner} for {y} in {x})"
             parts.append(every if allowed == {list} else f"(not isinstance({x}, list) or {every})")
         if {"properties", "required", "additionalProperties"} & set(schema):
             parts.append(f"{self.const(self.object(schema))}({x})")
@@ -157,7 +172,12 @@ class _Codegen:
         return self.function(f"def check(x):\n    return {self.expr(schema, 'x', 1)}\n")
 
     def object(self, schema: Mapping[str, Any]) -> Check:
-        """One function per object schema: required keys, then one look-up per key present."""
+        """One function per object schema: required keys, then the properties.
+
+        A schema of a few properties (a product in ``contents``) is checked one
+        property after the other, a look-up each; a larger one (a whole payload)
+        by a loop over the keys present, which are then far fewer.
+        """
         properties = schema.get("properties", {})
         required = tuple(schema.get("required", ()))
         extra = schema.get("additionalProperties", True)
@@ -170,15 +190,34 @@ class _Codegen:
                 fields[name] = self.function(
                     f"def check(x):\n    return {self.expr(sub, 'x', 1)}\n"
                 )
-        if extra is True:
-            on_extra = "continue"
-        else:
+        extra_check = None
+        if extra is not True:
             extra_check = self.function(f"def check(x):\n    return {self.expr(extra, 'x', 1)}\n")
-            on_extra = f"if not {self.const(extra_check)}(x): return False"
         lines = [
             "def check(v):",
             "    if not isinstance(v, dict): return True",  # only "type" constrains others
             *(f"    if {name!r} not in v: return False" for name in required),
+        ]
+        if len(properties) <= _STRAIGHT_LINE:
+            absent = self.const(_ABSENT)
+            for name in properties:
+                lines.append(f"    x = v.get({name!r}, {absent})")
+                if name in simple:
+                    test = f"type(x) not in {self.const(simple[name])}"
+                else:
+                    test = f"not {self.const(fields[name])}(x)"
+                lines.append(f"    if x is not {absent} and {test}: return False")
+            if extra_check is not None:
+                known = self.const(frozenset(properties))
+                lines.append(f"    if not v.keys() <= {known}:")
+                lines.append(f"        for k in v.keys() - {known}:")
+                lines.append(f"            if not {self.const(extra_check)}(v[k]): return False")
+            lines.append("    return True")
+            return self.function("\n".join(lines) + "\n")
+        on_extra = "continue"
+        if extra_check is not None:
+            on_extra = f"if not {self.const(extra_check)}(x): return False"
+        lines += [
             f"    simple = {self.const(simple)}",
             f"    fields = {self.const(fields)}",
             "    for k, x in v.items():",
@@ -195,6 +234,30 @@ class _Codegen:
         return self.function("\n".join(lines) + "\n")
 
 
+def accepts_every_string(schema: Any) -> bool:
+    """True only if ``schema`` accepts every ``str`` whatever its text (False: not sure).
+
+    Most mapped values are strings, and most properties allow any string
+    (``{"type": "string"}``, or an ``anyOf`` with such a branch): for those the
+    mapping skips the test of a string value altogether.
+    """
+    if schema is True:
+        return True
+    if not isinstance(schema, Mapping) or set(schema) - _ANNOTATIONS - {"type", "anyOf"}:
+        return False
+    if "type" in schema:
+        try:
+            if str not in _types(schema["type"]):
+                return False
+        except _Unsupported:
+            return False
+    if "anyOf" in schema:
+        branches = schema["anyOf"]
+        if not isinstance(branches, list) or not any(map(accepts_every_string, branches)):
+            return False
+    return True
+
+
 @dataclass(frozen=True)
 class FieldChecks:
     """An object schema cut into one check per property, to run as each field is mapped.
@@ -209,10 +272,18 @@ class FieldChecks:
     fields: Mapping[str, FieldCheck]
     other: FieldCheck | None
     required: tuple[str, ...]
+    #: the listed properties every string passes (accepts_every_string)
+    strings: frozenset[str] = frozenset()
+    #: whether every string passes ``other``
+    other_strings: bool = False
 
     def of(self, name: str) -> FieldCheck | None:
         """The check for property ``name`` (None: every value is allowed)."""
         return self.fields.get(name, self.other)
+
+    def accepts_strings(self, name: str) -> bool:
+        """Whether every ``str`` value passes the check of property ``name``."""
+        return name in self.strings if name in self.fields else self.other_strings
 
 
 def compile_field_checks(schema: Mapping[str, Any]) -> FieldChecks | None:
@@ -229,13 +300,20 @@ def compile_field_checks(schema: Mapping[str, Any]) -> FieldChecks | None:
     codegen = _Codegen()
     try:
         fields: dict[str, FieldCheck] = {}
-        for name, sub in schema.get("properties", {}).items():
+        properties = schema.get("properties", {})
+        for name, sub in properties.items():
             fields[name] = codegen.field(sub)
         extra = schema.get("additionalProperties", True)
         other = None if extra is True else codegen.field(extra)
     except _Unsupported:
         return None
-    return FieldChecks(fields, other, tuple(schema.get("required", ())))
+    return FieldChecks(
+        fields,
+        other,
+        tuple(schema.get("required", ())),
+        frozenset(name for name, sub in properties.items() if accepts_every_string(sub)),
+        accepts_every_string(extra),
+    )
 
 
 def compile_check(schema: Mapping[str, Any]) -> Check | None:

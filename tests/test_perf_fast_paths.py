@@ -3,6 +3,8 @@
 - schemacheck: "valid" only when jsonschema agrees (it may say "not sure").
 - compactjson: the bytes of ``json.dumps(separators=(",", ":"), ensure_ascii=False)``.
 - Pipeline.candidates: never leaves out a preset whose trigger holds.
+- tiktok.items.build_item: the same item, warnings and error as its straightforward
+  predecessor (tests/reference_items.py) for any payload.
 """
 
 from __future__ import annotations
@@ -15,13 +17,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benchmarks.events import generate_events
+from benchmarks.events import NOW, generate_events
+from destination import compactjson
 from destination.compactjson import dumps, dumps_reference
 from destination.errors import PayloadError
 from destination.pipeline import Pipeline
-from destination.schemacheck import compile_check
+from destination.schemacheck import accepts_every_string, compile_check
+from destination.tiktok.items import build_item
 from destination.tiktok.schemas import load_schema
+from destination.tiktok.settings import load_settings
 
+from . import reference_items
 from .perf_support import default_pipeline, spoil
 from .segment_samples import SAMPLES
 
@@ -185,3 +191,191 @@ def test_a_constant_that_breaks_the_schema_is_still_refused(tmp_path):
     with pytest.raises(PayloadError) as info:
         Pipeline.from_presets([user]).match(SAMPLES["products_searched"])
     assert info.value.field == "content_type" and "Search" in str(info.value)
+
+
+# --- the item builder against its straightforward predecessor --------------------------
+
+_IDENTIFIER_TEXTS = st.sampled_from(
+    [
+        "Ada@Example.com ",
+        "not-an-email",
+        "@x",
+        "+14155550123",
+        "(415) 555-0123",
+        "+44 20 7946 0958",
+        "12",
+        "  ",
+        "A" * 64,
+        "ab" * 32,
+        "https://shop.example.com/p?ttclid=E.C.P.1&x=2",
+        "HTTP://Example.com",
+        "http://",
+        "ftp://x",
+        "android-app://x",
+        "2026-11-20T10:00:00.123Z",
+        "2026-11-20",
+        "1795168800",
+        "1795168800123",
+        "_ttp=abc; other=1",
+        "SW1A 1AA",
+        "usd",
+        "USD",
+        "dollars",
+        "10.50",
+        " 3 ",
+        "1e3",
+        "product_group",
+        "in_store",
+        "AddToCart",
+        "Purchase",
+    ]
+)
+_good_text = _IDENTIFIER_TEXTS | st.text(max_size=6)
+# mostly well-typed values, so that payloads get past the first checks to the later fields
+_item_values = st.one_of(
+    _good_text,
+    _good_text,
+    _good_text,
+    scalars,
+    st.lists(scalars | _IDENTIFIER_TEXTS, max_size=3),
+    st.dictionaries(st.sampled_from(["_ttp", "x"]), scalars | _IDENTIFIER_TEXTS, max_size=2),
+)
+_item_contents = st.lists(
+    st.dictionaries(
+        st.sampled_from(
+            ["content_id", "content_name", "content_category", "brand", "price", "quantity", "x"]
+        ),
+        st.one_of(_good_text, st.integers(-5, 5), st.floats(), scalars),
+        max_size=6,
+    )
+    | scalars,
+    max_size=3,
+)
+
+
+def _item_payloads() -> st.SearchStrategy[dict]:
+    names = sorted(
+        {name for schema in SCHEMAS for name in load_schema(schema)["properties"]} | {"unknown"}
+    )
+    good_names = ["AddToCart", "Purchase", "CustomThing", "Lead", "ViewContent"]
+    good_times = ["2026-11-20T10:00:00.123Z", 1795168800, 1795168800123]
+    base = st.fixed_dictionaries(
+        {
+            "event": st.one_of(st.sampled_from(good_names), st.sampled_from(good_names), scalars),
+            "timestamp": st.one_of(
+                st.sampled_from(good_times),
+                st.sampled_from(good_times),
+                st.sampled_from([1, 4102444800, " ", "soon"]) | scalars,
+            ),
+        },
+        optional={"event_id": st.sampled_from(["ajs-1", " ajs-2 ", 17, 12.0]) | scalars},
+    )
+    rest = st.dictionaries(
+        st.sampled_from(names),
+        st.one_of(_item_values, _item_values, _item_values, _item_contents),
+        max_size=12,
+    )
+    return st.builds(lambda a, b: {**b, **a}, base, rest)
+
+
+def _built(function, payload, settings, source):
+    try:
+        item, warnings = function(payload, settings, event_source=source, now=NOW)
+    except PayloadError as exc:
+        return ("error", str(exc), exc.field, exc.event_id)
+    return (compactjson.dumps(item), [w.as_dict() for w in warnings])
+
+
+_ITEM_SETTINGS = [
+    load_settings({"access_token": "t", "pixel_code": "P"}, {}),
+    load_settings(
+        {
+            "access_token": "t",
+            "pixel_code": "P",
+            "limited_data_use": True,
+            "stale_events": "drop",
+            "default_phone_region": "GB",
+        },
+        {},
+    ),
+]
+
+
+@pytest.mark.parametrize("source", ["web", "offline", "crm"])
+@SLOW
+@given(payload=_item_payloads(), which=st.sampled_from([0, 1]))
+def test_build_item_equals_its_straightforward_predecessor(source, payload, which):
+    tiktok = _ITEM_SETTINGS[which]
+    expected = _built(reference_items.build_item, payload, tiktok, source)
+    assert _built(build_item, payload, tiktok, source) == expected
+
+
+def test_build_item_equals_its_predecessor_on_generated_payloads():
+    pipeline = default_pipeline()[0]
+    rng = random.Random(3)
+    compared = errors = 0
+    for event in generate_events(2000, seed=11):
+        if rng.random() < 0.25:
+            event = spoil(event, rng)
+        for item in pipeline.candidates(event.get("type"), event.get("event")):
+            if item.trigger(event):
+                payload = item.mapping(event)
+                for tiktok in _ITEM_SETTINGS:
+                    expected = _built(reference_items.build_item, payload, tiktok, "web")
+                    assert _built(build_item, payload, tiktok, "web") == expected
+                    compared += 1
+                    errors += expected[0] == "error"
+    assert compared > 2000 and errors > 50
+
+
+_BASE = {"event": "Purchase", "timestamp": 1795168800, "event_id": "ajs-1"}
+
+
+@pytest.mark.parametrize("source", ["web", "offline", "crm"])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"email": "not-an-email"},
+        {"phone": "12"},
+        {"email": "nope", "phone": "12"},
+        {"email": ["nope", " "], "phone": ["12", 3]},
+        {"email": "nope", "external_id": " "},
+        {"email": "a@b.c", "phone": "12", "lead_id": 7},
+        {"phone": "+14155550123", "ip": "1.2.3.4"},
+        {"ip": "1.2.3.4", "user_agent": "UA", "url": "HTTPS://x.y/?ttclid=1"},
+        {"cookie": {"_ttp": " t "}, "referrer": "ftp://x", "url": "https://x"},
+        {"ttclid": " ", "url": "https://x/?ttclid=%20&ttclid=b"},
+        {"external_id": 12.5, "contents": [{"price": "1.5", "quantity": "2"}], "value": ""},
+    ],
+)
+def test_build_item_equals_its_predecessor_on_identifier_edges(source, fields):
+    for tiktok in _ITEM_SETTINGS:
+        payload = {**_BASE, **fields}
+        expected = _built(reference_items.build_item, payload, tiktok, source)
+        assert _built(build_item, payload, tiktok, source) == expected
+
+
+@SLOW
+@given(text=st.text(max_size=12) | _IDENTIFIER_TEXTS)
+def test_a_property_that_accepts_every_string_accepts_this_one(text):
+    vouched = 0
+    for name in SCHEMAS:
+        for sub in load_schema(name)["properties"].values():
+            if accepts_every_string(sub):
+                vouched += 1
+                assert jsonschema.Draft202012Validator(dict(sub)).is_valid(text)
+    assert vouched > 20
+
+
+def test_accepts_every_string_is_false_when_unsure():
+    for schema in [
+        {"type": "string", "pattern": "x"},
+        {"type": "number"},
+        {"enum": ["a"]},
+        {"anyOf": [{"type": "number"}, {"type": "string", "minLength": 1}]},
+        {"type": "string", "format": "email"},
+        {"not": {"type": "string"}},
+        False,
+    ]:
+        assert not accepts_every_string(schema), schema
+    assert accepts_every_string({"anyOf": [{"type": "array"}, {"type": ["string", "null"]}]})

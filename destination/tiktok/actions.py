@@ -30,18 +30,22 @@ __all__ = [
 ]
 
 Clock = Callable[[], float]
+_new_tuple = tuple.__new__
 
 
 class Built(tuple[Route, dict[str, Any]]):
     """``(route, item)``, plus ``warnings``: what was dropped or doubtful in this event."""
 
-    warnings: tuple[PayloadWarning, ...]
+    #: Set on the instance only when there are any (most events have none).
+    warnings: tuple[PayloadWarning, ...] = ()
 
     def __new__(
         cls, route: Route, item: dict[str, Any], warnings: Iterable[PayloadWarning] = ()
     ) -> Built:
         built = super().__new__(cls, (route, item))
-        built.warnings = tuple(warnings)
+        warnings = tuple(warnings)
+        if warnings:
+            built.warnings = warnings
         return built
 
     def __getnewargs__(self) -> tuple[Any, ...]:
@@ -93,7 +97,11 @@ class TikTokAction(Action):
         item, warnings = build_item(
             payload, settings, event_source=self.event_source, now=self.clock()
         )
-        return Built(route, item, warnings)
+        # tuple.__new__ directly: Built.__new__ is one Python call more per event
+        built: Built = _new_tuple(Built, (route, item))
+        if warnings:
+            built.warnings = tuple(warnings)
+        return built
 
     def _route(self, settings: Any) -> Route:
         if not isinstance(settings, TikTokSettings):

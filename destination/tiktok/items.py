@@ -19,6 +19,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from math import isfinite
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -36,6 +37,13 @@ _INTEGER = re.compile(r"[+-]?[0-9]+")
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _DIGIT_RUN = re.compile(r"[0-9]{7}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
+#: ``user`` fields sent as trimmed text (before the hashed ones, and after), and hashed.
+_USER_TEXTS_BEFORE = ("ip", "user_agent", "locale")
+_USER_HASHED = (("first_name", hash_name), ("last_name", hash_name), ("zip_code", hash_zip))
+_USER_TEXTS_AFTER = ("city", "state", "country")
+_DROPPED = "dropped, not hashed"
+#: ``properties`` fields sent as trimmed text, in TikTok's order.
+_PROPERTY_TEXTS = ("query", "search_string", "description", "order_id", "shop_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,66 +255,8 @@ def _cookie_value(ev: _Event, cookie: object, name: str) -> str | None:
     return None
 
 
-def _user(
-    ev: _Event, payload: Mapping[str, Any], settings: TikTokSettings, url: str | None
-) -> tuple[dict[str, Any], set[str]]:
-    """The ``user`` object and the names of identifier fields whose values were all dropped."""
-    user: dict[str, Any] = {}
-    dropped: set[str] = set()
-    region = settings.default_phone_region
-
-    emails, lost = _hashed_list(ev, payload, "email", hash_email, "an email address")
-    if emails:
-        user["email"] = emails
-    elif lost:
-        dropped.add("email")
-    phones, lost = _hashed_list(ev, payload, "phone", hash_phone, "a phone number", region)
-    if phones:
-        user["phone"] = phones
-    elif lost:
-        dropped.add("phone")
-    external_ids, _ = _hashed_list(ev, payload, "external_id", hash_external_id, "an id")
-    if external_ids:
-        user["external_id"] = external_ids
-
-    ttclid = ("ttclid" in payload and _text(ev, payload, "ttclid")) or (
-        _query_param(url, "ttclid") if url else None
-    )
-    if ttclid:
-        user["ttclid"] = ttclid
-    ttp = ("ttp" in payload and _text(ev, payload, "ttp")) or (
-        _cookie_value(ev, payload["cookie"], "_ttp") if "cookie" in payload else None
-    )
-    if ttp:
-        user["ttp"] = ttp
-    # Most of these fields are absent from a given payload: the ``in`` test
-    # skips the call for them (``_text`` of a missing field is None anyway).
-    for field in ("ip", "user_agent", "locale"):
-        if field in payload:
-            value = _text(ev, payload, field)
-            if value:
-                user[field] = value
-    for field, hasher in (
-        ("first_name", hash_name),
-        ("last_name", hash_name),
-        ("zip_code", hash_zip),
-    ):
-        if field in payload:
-            value = _text(ev, payload, field)
-            if value:
-                digest = hasher(value)
-                if digest:
-                    user[field] = digest
-    for field in ("city", "state", "country"):
-        if field in payload:
-            value = _text(ev, payload, field)
-            if value:
-                user[field] = value
-    return user, dropped
-
-
 def _require_identifiers(
-    ev: _Event, event_source: str, user: Mapping[str, Any], dropped: set[str]
+    ev: _Event, event_source: str, user: Mapping[str, Any], dropped: tuple[str, ...]
 ) -> None:
     if event_source == "web":
         # spelled out rather than any(name in user for name in ...): one generator less per event
@@ -335,36 +285,60 @@ def _require_identifiers(
 # --- properties, page, lead ------------------------------------------------------------
 
 
+def _content_text(ev: _Event, value: object, index: int, name: str) -> str | None:
+    """A content's string field that is not a str (a number, or an error naming it)."""
+    return _id_text(ev, value, f"contents[{index}].{name}")
+
+
 def _contents(ev: _Event, value: object) -> list[dict[str, Any]]:
-    if value is None:
-        return []
     if not isinstance(value, list):
         raise ev.error("contents", f"must be a list of objects, got {_kind(value)}")
     contents: list[dict[str, Any]] = []
     for index, entry in enumerate(value):
-        if not isinstance(entry, Mapping):
+        if type(entry) is not dict and not isinstance(entry, Mapping):
             raise ev.error(f"contents[{index}]", f"must be an object, got {_kind(entry)}")
         content: dict[str, Any] = {}
+        get = entry.get
         # Strings, ints and finite floats are settled inline; anything else (and
         # every error) goes through the shared helpers, whose messages need the
         # field's name, formatted only then.
-        for name in ("content_id", "content_name", "content_category", "brand"):
-            text = entry.get(name)
-            if text is None:
-                continue
-            if type(text) is str:
-                text = text.strip()
-            else:
-                text = _id_text(ev, text, f"contents[{index}].{name}")
+        text = get("content_id")
+        if text is not None:
+            text = (
+                text.strip() if type(text) is str else _content_text(ev, text, index, "content_id")
+            )
             if text:
-                content[name] = text
-        price = entry.get("price")
+                content["content_id"] = text
+        text = get("content_name")
+        if text is not None:
+            text = (
+                text.strip()
+                if type(text) is str
+                else _content_text(ev, text, index, "content_name")
+            )
+            if text:
+                content["content_name"] = text
+        text = get("content_category")
+        if text is not None:
+            text = (
+                text.strip()
+                if type(text) is str
+                else _content_text(ev, text, index, "content_category")
+            )
+            if text:
+                content["content_category"] = text
+        text = get("brand")
+        if text is not None:
+            text = text.strip() if type(text) is str else _content_text(ev, text, index, "brand")
+            if text:
+                content["brand"] = text
+        price = get("price")
         if price is not None:
-            if type(price) is not int and (type(price) is not float or not math.isfinite(price)):
+            if type(price) is not int and (type(price) is not float or not isfinite(price)):
                 price = _number(ev, price, f"contents[{index}].price")
             if price is not None:
                 content["price"] = price
-        quantity = entry.get("quantity")
+        quantity = get("quantity")
         if quantity is not None:
             if type(quantity) is not int:
                 quantity = _integer(ev, quantity, f"contents[{index}].quantity")
@@ -376,11 +350,17 @@ def _contents(ev: _Event, value: object) -> list[dict[str, Any]]:
 
 
 def _properties(ev: _Event, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``properties`` object; each field is looked up once and most are absent."""
+    get = payload.get
     props: dict[str, Any] = {}
-    contents = _contents(ev, payload["contents"]) if "contents" in payload else []
-    if contents:
-        props["contents"] = contents
-    if "content_ids" in payload:
+    contents = get("contents")
+    if contents is not None:
+        contents = _contents(ev, contents)
+        if contents:
+            props["contents"] = contents
+    else:
+        contents = ()
+    if get("content_ids") is not None:
         content_ids = _dedupe(
             [
                 text
@@ -393,36 +373,58 @@ def _properties(ev: _Event, payload: Mapping[str, Any]) -> dict[str, Any]:
         )
         if content_ids:
             props["content_ids"] = content_ids
-    content_type = _enum(ev, payload, "content_type", CONTENT_TYPES)
-    if content_type:
-        props["content_type"] = content_type
-    currency = _text(ev, payload, "currency") if "currency" in payload else None
-    if currency:
-        currency = currency.upper()
-        if not _CURRENCY.fullmatch(currency):
-            raise ev.error("currency", f"must be an ISO 4217 code like USD, got {_shown(currency)}")
-        props["currency"] = currency
-    value = _number(ev, payload["value"], "value") if "value" in payload else None
+    content_type = get("content_type")
+    if content_type is not None:
+        content_type = (
+            content_type.strip() or None
+            if type(content_type) is str
+            else _id_text(ev, content_type, "content_type")
+        )
+        if content_type is not None and content_type not in CONTENT_TYPES:
+            raise ev.error(
+                "content_type",
+                f"must be one of {', '.join(CONTENT_TYPES)}, got {_shown(content_type)}",
+            )
+        if content_type:
+            props["content_type"] = content_type
+    currency = get("currency")
+    if currency is not None:
+        currency = currency.strip() if type(currency) is str else _id_text(ev, currency, "currency")
+        if currency:
+            currency = currency.upper()
+            if not _CURRENCY.fullmatch(currency):
+                raise ev.error(
+                    "currency", f"must be an ISO 4217 code like USD, got {_shown(currency)}"
+                )
+            props["currency"] = currency
+    value = get("value")
+    if (
+        value is not None
+        and type(value) is not int
+        and (type(value) is not float or not isfinite(value))
+    ):
+        value = _number(ev, value, "value")
     if value is None and contents and all("price" in c and "quantity" in c for c in contents):
         # Rounded so 3 × 10.99 is 32.97, not 32.970000000000006.
         total = sum(c["price"] * c["quantity"] for c in contents)
         value = total if isinstance(total, int) else round(total, 6)
     if value is not None:
         props["value"] = value
-    if "num_items" in payload:
+    if get("num_items") is not None:
         num_items = _integer(ev, payload["num_items"], "num_items")
         if num_items is not None:
             props["num_items"] = num_items
-    for name in ("query", "search_string", "description", "order_id", "shop_id"):
-        if name in payload:
-            text = _text(ev, payload, name)
+    for name in _PROPERTY_TEXTS:
+        text = get(name)
+        if text is not None:
+            text = text.strip() if type(text) is str else _id_text(ev, text, name)
             if text:
                 props[name] = text
-    if "delivery_category" in payload:
+    if get("delivery_category") is not None:
         delivery = _enum(ev, payload, "delivery_category", DELIVERY_CATEGORIES)
         if delivery:
             props["delivery_category"] = delivery
-    if "predicted_ltv" in payload:
+    if get("predicted_ltv") is not None:
         ltv = _number(ev, payload["predicted_ltv"], "predicted_ltv")
         if ltv is not None:
             props["predicted_ltv"] = ltv
@@ -430,23 +432,14 @@ def _properties(ev: _Event, payload: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _is_http_url(url: str) -> bool:
+    if url.startswith("https://"):  # nearly every URL: no lowercased copy needed
+        return len(url) > 8
+    if url.startswith("http://"):
+        return len(url) > 7
     lower = url[:8].lower()
     return (lower.startswith("http://") and len(url) > 7) or (
         lower.startswith("https://") and len(url) > 8
     )
-
-
-def _page(ev: _Event, payload: Mapping[str, Any], url: str | None) -> dict[str, Any]:
-    page: dict[str, Any] = {}
-    if url:
-        page["url"] = url
-    referrer = _text(ev, payload, "referrer") if "referrer" in payload else None
-    if referrer:
-        if _is_http_url(referrer):
-            page["referrer"] = referrer
-        else:
-            ev.warn("referrer", "does not start with http:// or https://; dropped")
-    return page
 
 
 def _content_id(payload: Mapping[str, Any]) -> str:
@@ -471,6 +464,100 @@ def _check_age(ev: _Event, event_time: int, settings: TikTokSettings, now: float
     ev.warn("timestamp", reason)
 
 
+def _user(
+    ev: _Event, payload: Mapping[str, Any], settings: TikTokSettings, url: str | None
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The ``user`` object and the names of identifier fields whose values were all dropped.
+
+    Each field is looked up once; a plain string (nearly every value) is
+    handled inline, anything else through the helpers that know lists,
+    numbers and the errors.
+    """
+    get = payload.get
+    user: dict[str, Any] = {}
+    dropped: tuple[str, ...] = ()
+
+    value = get("email")
+    if value is not None:
+        if type(value) is str:
+            if value.strip():
+                digest = hash_email(value)
+                if digest is not None:
+                    user["email"] = [digest]
+                else:
+                    ev.warn("email", f"not an email address ({len(value)} characters); {_DROPPED}")
+                    dropped = ("email",)
+        else:
+            digests, lost = _hashed_list(ev, payload, "email", hash_email, "an email address")
+            if digests:
+                user["email"] = digests
+            elif lost:
+                dropped = ("email",)
+    value = get("phone")
+    if value is not None:
+        region = settings.default_phone_region
+        if type(value) is str:
+            if value.strip():
+                digest = hash_phone(value, region)
+                if digest is not None:
+                    user["phone"] = [digest]
+                else:
+                    ev.warn("phone", f"not a phone number ({len(value)} characters); {_DROPPED}")
+                    dropped += ("phone",)
+        else:
+            digests, lost = _hashed_list(ev, payload, "phone", hash_phone, "a phone number", region)
+            if digests:
+                user["phone"] = digests
+            elif lost:
+                dropped += ("phone",)
+    value = get("external_id")
+    if value is not None:
+        if type(value) is str:
+            digest = hash_external_id(value)  # None only for a blank value
+            if digest is not None:
+                user["external_id"] = [digest]
+        else:
+            digests, _ = _hashed_list(ev, payload, "external_id", hash_external_id, "an id")
+            if digests:
+                user["external_id"] = digests
+
+    value = get("ttclid")
+    if value is not None:
+        value = value.strip() if type(value) is str else _id_text(ev, value, "ttclid")
+    if not value and url:
+        value = _query_param(url, "ttclid")
+    if value:
+        user["ttclid"] = value
+    value = get("ttp")
+    if value is not None:
+        value = value.strip() if type(value) is str else _id_text(ev, value, "ttp")
+    if not value and "cookie" in payload:
+        value = _cookie_value(ev, payload["cookie"], "_ttp")
+    if value:
+        user["ttp"] = value
+    for field in _USER_TEXTS_BEFORE:
+        value = get(field)
+        if value is not None:
+            value = value.strip() if type(value) is str else _id_text(ev, value, field)
+            if value:
+                user[field] = value
+    for field, hasher in _USER_HASHED:
+        value = get(field)
+        if value is not None:
+            value = value.strip() if type(value) is str else _id_text(ev, value, field)
+            if value:
+                digest = hasher(value)
+                if digest:
+                    user[field] = digest
+    for field in _USER_TEXTS_AFTER:
+        value = get(field)
+        if value is not None:
+            value = value.strip() if type(value) is str else _id_text(ev, value, field)
+            if value:
+                user[field] = value
+    return user, dropped
+
+
 def build_item(
     payload: Mapping[str, Any],
     settings: TikTokSettings,
@@ -484,38 +571,53 @@ def build_item(
     and the reason. ``now`` (Unix seconds) is the clock for the age check.
     """
     ev = _Event()
-    if not isinstance(payload, Mapping):
+    if type(payload) is not dict and not isinstance(payload, Mapping):
         raise ev.error("payload", f"must be an object, got {_kind(payload)}")
+    get = payload.get
     # Results name the event by its messageId, else by the id it would be sent with.
-    event_id = _id_text(ev, payload.get("event_id"), "event_id") or _content_id(payload)
+    event_id = get("event_id")
+    if type(event_id) is str:
+        event_id = event_id.strip() or None
+    elif event_id is not None:
+        event_id = _id_text(ev, event_id, "event_id")
+    if event_id is None:
+        event_id = _content_id(payload)
     ev.event_id = event_id
 
-    event = payload.get("event")
-    if not isinstance(event, str) or not event.strip():
+    event = get("event")
+    if not isinstance(event, str) or not (event := event.strip()):
         reason = (
             "is required"
             if event is None or isinstance(event, str)
             else f"must be a string, got {_kind(event)}"
         )
         raise ev.error("event", f"event name {reason}")
-    event = event.strip()
     if event_source == "offline" and not is_standard_event(event):
         raise ev.error(
             "event", f"offline events accept only standard event names, got {_shown(event)}"
         )
 
-    if payload.get("timestamp") is None:
+    timestamp = get("timestamp")
+    if timestamp is None:
         raise ev.error("timestamp", "required: ISO 8601, Unix seconds or Unix milliseconds")
     try:
-        event_time = to_event_time(payload["timestamp"])
+        event_time = to_event_time(timestamp)
     except TimestampError as exc:
-        shown = _shown(payload["timestamp"])
-        raise ev.error("timestamp", f"unparseable timestamp {shown}: {exc}") from None
-    _check_age(ev, event_time, settings, now)
+        raise ev.error("timestamp", f"unparseable timestamp {_shown(timestamp)}: {exc}") from None
+    if not (
+        now - settings.max_event_age_days * 86400
+        <= event_time
+        <= now + settings.max_future_minutes * 60
+    ):
+        _check_age(ev, event_time, settings, now)
 
-    url = _text(ev, payload, "url") if event_source == "web" else None
-    if url is not None and not _is_http_url(url):
-        raise ev.error("url", "must start with http:// or https://")
+    url = None
+    if event_source == "web":
+        url = get("url")
+        if url is not None:
+            url = url.strip() or None if type(url) is str else _id_text(ev, url, "url")
+            if url is not None and not _is_http_url(url):
+                raise ev.error("url", "must start with http:// or https://")
 
     user, dropped = _user(ev, payload, settings, url)
     _require_identifiers(ev, event_source, user, dropped)
@@ -527,10 +629,20 @@ def build_item(
     if properties:
         item["properties"] = properties
     if event_source == "web":
-        page = _page(ev, payload, url)
+        page: dict[str, Any] = {"url": url} if url else {}
+        referrer = get("referrer")
+        if referrer is not None:
+            referrer = (
+                referrer.strip() if type(referrer) is str else _id_text(ev, referrer, "referrer")
+            )
+            if referrer:
+                if _is_http_url(referrer):
+                    page["referrer"] = referrer
+                else:
+                    ev.warn("referrer", "does not start with http:// or https://; dropped")
         if page:
             item["page"] = page
-    if event_source == "crm":
+    elif event_source == "crm":
         lead_id = _text(ev, payload, "lead_id")
         if not lead_id:
             raise ev.error("lead_id", "required for CRM events")
@@ -540,7 +652,7 @@ def build_item(
             lead["lead_event_source"] = source
         item["lead"] = lead
     if event_source == "web":
-        limited = payload.get("limited_data_use")
+        limited = get("limited_data_use")
         if type(limited) is str and not limited.strip():
             limited = None  # an empty value counts as absent, like every other field
         if limited is not None and not isinstance(limited, bool):
