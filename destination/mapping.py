@@ -299,6 +299,14 @@ def _flatten(base: Any) -> Any:
     return merged
 
 
+def _setter(container: str, key: str) -> Callable[[str], str]:
+    return lambda value: f"{container}[{key!r}] = {value}"
+
+
+def _appender(container: str) -> Callable[[str], str]:
+    return lambda value: f"{container}.append({value})"
+
+
 class _Codegen:
     """Python statements for the JMESPath nodes mappings use, mirroring jmespath's visitor.
 
@@ -311,7 +319,12 @@ class _Codegen:
     """
 
     def __init__(self, functions: MappingFunctions) -> None:
-        self.names: dict[str, Any] = {"_get": _get, "_flatten": _flatten}
+        self.names: dict[str, Any] = {
+            "_get": _get,
+            "_flatten": _flatten,
+            "_prune": _prune,
+            "_Lookup": _Lookup,
+        }
         self.names["_call"] = functions.call_function
         self.functions = functions
         self.count = 0
@@ -340,6 +353,100 @@ class _Codegen:
         lines: list[str] = []
         self.emit(node, "e", "r", lines, "    ")
         return _compile_function("search", [*lines, "    return r"], self.names)
+
+    def compile_pruned(self, node: dict[str, Any]) -> Callable[[Any], Any]:
+        """``_prune(search(e))`` built directly: what a mapping puts in a payload.
+
+        Nulls are left out of objects and arrays as they are built, so a
+        projection of products is not walked a second time by ``_prune``.
+        """
+        lines: list[str] = []
+        self.emit_pruned(node, "e", "r", lines, "    ")
+        return _compile_function("search_pruned", [*lines, "    return r"], self.names)
+
+    def emit_pruned(
+        self, node: dict[str, Any], src: str, out: str, lines: list[str], ind: str
+    ) -> None:
+        """Like :meth:`emit`, leaving ``_prune`` of the value in ``out``."""
+        if self.emit_kept(node, src, out, lines, ind):
+            return
+        lines.append(f"{ind}if type({out}) is dict or type({out}) is list:")
+        lines.append(f"{ind}    {out} = _prune({out})")
+
+    def emit_kept(
+        self, node: dict[str, Any], src: str, out: str, lines: list[str], ind: str
+    ) -> bool:
+        """Emit ``node``; True if ``out`` is then pruned, False if it is the raw value."""
+        kind = node["type"]
+        children = node.get("children", [])
+        if kind in ("multi_select_dict", "multi_select_list"):
+            lines.append(f"{ind}if {src} is None:")
+            lines.append(f"{ind}    {out} = None")
+            lines.append(f"{ind}else:")
+            inner = ind + "    "
+            # the fields of src through a twin whose .get is jmespath's look-up
+            twin = self.fresh("q")
+            lines.append(f"{inner}{twin} = {src} if type({src}) is dict else _Lookup({src})")
+            lines.append(
+                f"{inner}{out} = {{}}" if kind == "multi_select_dict" else f"{inner}{out} = []"
+            )
+            for child in children:
+                value = child["children"][0] if kind == "multi_select_dict" else child
+                store = (
+                    _setter(out, child["value"]) if kind == "multi_select_dict" else _appender(out)
+                )
+                temp = self.fresh()
+                if value["type"] == "field":
+                    lines.append(f"{inner}{temp} = {twin}.get({value['value']!r})")
+                    kept = False
+                else:
+                    kept = self.emit_kept(value, src, temp, lines, inner)
+                self.store(temp, store, kept, lines, inner)
+            lines.append(f"{inner}if not {out}:")
+            lines.append(f"{inner}    {out} = None")
+            return True
+        if kind == "projection":
+            base, element, item = self.fresh(), self.fresh("x"), self.fresh()
+            self.emit(children[0], src, base, lines, ind)
+            lines.append(f"{ind}if isinstance({base}, list):")
+            lines.append(f"{ind}    {out} = []")
+            lines.append(f"{ind}    for {element} in {base}:")
+            body = ind + "        "
+            kept = self.emit_kept(children[1], element, item, lines, body)
+            self.store(item, _appender(out), kept, lines, body)
+            lines.append(f"{ind}    if not {out}:")
+            lines.append(f"{ind}        {out} = None")
+            lines.append(f"{ind}else:")
+            lines.append(f"{ind}    {out} = None")
+            return True
+        if kind == "subexpression":
+            current = src
+            for child in children[:-1]:
+                temp = self.fresh()
+                self.emit(child, current, temp, lines, ind)
+                current = temp
+            return self.emit_kept(children[-1], current, out, lines, ind)
+        self.emit(node, src, out, lines, ind)
+        return False
+
+    @staticmethod
+    def store(
+        value: str, store: Callable[[str], str], kept: bool, lines: list[str], ind: str
+    ) -> None:
+        """The statement ``store(value)`` unless ``value`` is null, pruned first if raw."""
+        lines.append(f"{ind}if {value} is not None:")
+        if kept:
+            lines.append(f"{ind}    {store(value)}")
+            return
+        # a string first: the commonest value, and never pruned
+        lines.append(f"{ind}    if type({value}) is str:")
+        lines.append(f"{ind}        {store(value)}")
+        lines.append(f"{ind}    elif type({value}) is dict or type({value}) is list:")
+        lines.append(f"{ind}        {value} = _prune({value})")
+        lines.append(f"{ind}        if {value} is not None:")
+        lines.append(f"{ind}            {store(value)}")
+        lines.append(f"{ind}    else:")
+        lines.append(f"{ind}        {store(value)}")
 
     def emit(self, node: dict[str, Any], src: str, out: str, lines: list[str], ind: str) -> None:
         kind = node["type"]
@@ -426,6 +533,8 @@ class Expression:
     #: the fast-path terms (paths and literals joined by ``||``), or None
     terms: tuple[Term, ...] | None = field(repr=False)
     search: Callable[[Any], Any] = field(repr=False)
+    #: generated ``_prune(search(e))`` (what a mapping keeps), or None
+    search_pruned: Callable[[Any], Any] | None = field(default=None, repr=False)
 
     @property
     def is_constant(self) -> bool:
@@ -499,6 +608,7 @@ def compile_expression(
             raise MappingError(problem, field=field, expression=text, source=source)
     terms = _terms_of(parsed)
     search: Callable[[Any], Any]
+    pruned = None
     if terms is not None:
         names: dict[str, Any] = {}
         body = [*_chain_code(terms, names, "v", "    "), "    return v"]
@@ -506,13 +616,16 @@ def compile_expression(
     else:
         try:
             search = _Codegen(functions).compile(parsed)
+            pruned = _Codegen(functions).compile_pruned(parsed)
         except _Unsupported:
             interpreter, tree = functions.interpreter, parsed
 
             def search(event: Any) -> Any:
                 return interpreter.visit(tree, event)
 
-    return Expression(text, parsed, functions, tuple(terms) if terms is not None else None, search)
+    return Expression(
+        text, parsed, functions, tuple(terms) if terms is not None else None, search, pruned
+    )
 
 
 # --------------------------------------------------------------------------
@@ -699,12 +812,21 @@ class CompiledMapping:
             else:
                 # Called in place rather than through _Evaluator.__call__ (one call
                 # less per event); a jmespath error still becomes its PayloadError.
-                names[f"_s{index}"] = expression.search
+                pruned = expression.search_pruned
+                names[f"_s{index}"] = pruned or expression.search
                 names[f"_x{index}"] = _Evaluator(name, expression)
                 body.append("    try:")
                 body.append(f"        v = _s{index}(e)")
                 body.append("    except _JMESPathError as exc:")
                 body.append(f"        raise _x{index}.failure(exc, e) from None")
+                if pruned is not None:  # the value is final: no _prune, no container test
+                    body.append("    if v is not None:")
+                    body.append(f"        out[{name!r}] = v")
+                    if test and name not in untested_strings:
+                        body.append(f"        if {test}: ok = False")
+                    elif test:
+                        body.append(f"        if type(v) is not str and {test}: ok = False")
+                    continue
             # null first: it is the commonest value, and needs no pruning; then
             # a string (the next commonest), which needs no pruning either
             body.append("    if v is not None:")

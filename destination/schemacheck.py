@@ -127,6 +127,14 @@ class _Codegen:
             raise _Unsupported(", ".join(sorted(unknown)))
         parts: list[str] = []
         allowed = _types(schema["type"]) if "type" in schema else None
+        is_object = {"properties", "required", "additionalProperties"} & set(schema)
+        if (
+            allowed == {dict}
+            and is_object
+            and not {"enum", "const", "anyOf", "items"} & set(schema)
+        ):
+            # "an object with these properties": one function, its own type test first
+            return f"{self.const(self.object(schema, exact=True))}({x})"
         if allowed is not None:
             if len(allowed) == 1:
                 parts.append(f"type({x}) is {self.const(next(iter(allowed)))}")
@@ -161,7 +169,7 @@ class _Codegen:
             # one object check per item: map() calls it without a generator frame
             every = f"all(map({call[1]}, {x}))" if call else f"all({inner} for {y} in {x})"
             parts.append(every if allowed == {list} else f"(not isinstance({x}, list) or {every})")
-        if {"properties", "required", "additionalProperties"} & set(schema):
+        if is_object:
             parts.append(f"{self.const(self.object(schema))}({x})")
         return " and ".join(parts) or "True"
 
@@ -171,8 +179,11 @@ class _Codegen:
             return _types(schema["type"])
         return self.function(f"def check(x):\n    return {self.expr(schema, 'x', 1)}\n")
 
-    def object(self, schema: Mapping[str, Any]) -> Check:
+    def object(self, schema: Mapping[str, Any], exact: bool = False) -> Check:
         """One function per object schema: required keys, then the properties.
+
+        ``exact``: the schema also says ``"type": "object"``, tested here first
+        (``type(v) is dict``, strict like every type test of this module).
 
         A schema of a few properties (a product in ``contents``) is checked one
         property after the other, a look-up each; a larger one (a whole payload)
@@ -195,7 +206,9 @@ class _Codegen:
             extra_check = self.function(f"def check(x):\n    return {self.expr(extra, 'x', 1)}\n")
         lines = [
             "def check(v):",
-            "    if not isinstance(v, dict): return True",  # only "type" constrains others
+            "    if type(v) is not dict: return False"
+            if exact
+            else "    if not isinstance(v, dict): return True",  # only "type" constrains others
             *(f"    if {name!r} not in v: return False" for name in required),
         ]
         if len(properties) <= _STRAIGHT_LINE:

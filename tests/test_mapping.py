@@ -17,6 +17,7 @@ from destination.errors import MappingError, PayloadError
 from destination.mapping import (
     BUILTIN_FUNCTIONS,
     MappingFunctions,
+    _prune,
     compile_expression,
     compile_mapping,
     fn_cookie,
@@ -394,6 +395,19 @@ def _outcome(function: Any, event: Any) -> tuple[str, Any]:
 def test_generated_code_equals_jmespath_interpreter(functions, event, text):
     expression = compile_expression(text, functions)
     assert _outcome(expression.search, event) == _outcome(expression.search_slow, event)
+
+
+@settings(max_examples=400, deadline=None)
+@given(event=JSON, text=EXPRESSIONS)
+def test_generated_pruned_code_equals_pruning_jmespaths_result(functions, event, text):
+    expression = compile_expression(text, functions)
+    if expression.search_pruned is None:
+        return  # a fast-path chain or an interpreted expression: pruned by the mapping
+
+    def reference(value: Any) -> Any:
+        return _prune(expression.search_slow(value))
+
+    assert _outcome(expression.search_pruned, event) == _outcome(reference, event)
 
 
 def test_generator_covers_the_builtin_contents_expressions(functions):

@@ -187,3 +187,13 @@ def test_phone_results_are_cached():
     normalize_phone("(415) 555-0177", "US")
     normalize_phone("(415) 555-0177", "US")
     assert normalize_phone.cache_info().hits == 1
+
+
+def test_whitespace_removal_is_res_whitespace_for_every_code_point():
+    # normalize_name/normalize_zip use str.split(); TikTok's rule is "remove
+    # whitespace", which the module spelled as re's \s: both must agree everywhere.
+    every = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+    expected = normalize._WHITESPACE.sub("", every).lower()
+    assert len(expected) < len(every) - 20  # it did remove the whitespace
+    assert normalize.normalize_name(every) == expected
+    assert normalize.normalize_zip(every) == expected

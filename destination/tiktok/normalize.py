@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+#: What "whitespace" means in TikTok's rules: what normalize_name removes (via str.split).
 _WHITESPACE = re.compile(r"\s+")
 _E164_CANDIDATE = re.compile(r"\+[1-9][0-9]{7,14}")
 _CACHE_SIZE = 8192
@@ -83,12 +84,14 @@ def normalize_email(value: str) -> str | None:
 
 def normalize_name(value: str) -> str:
     """First or last name: lowercased with every whitespace character removed."""
-    return _WHITESPACE.sub("", value).lower()
+    # str.split() splits on exactly the characters re's \s matches (str.isspace),
+    # in a third of the time of _WHITESPACE.sub (a test checks every code point)
+    return "".join(value.split()).lower()
 
 
 def normalize_zip(value: str) -> str:
     """Postal code: lowercased with every whitespace character removed (``SW1A 1AA`` → ``sw1a1aa``)."""
-    return _WHITESPACE.sub("", value).lower()
+    return "".join(value.split()).lower()
 
 
 def hash_email(value: str) -> str | None:
