@@ -197,3 +197,38 @@ def test_whitespace_removal_is_res_whitespace_for_every_code_point():
     assert len(expected) < len(every) - 20  # it did remove the whitespace
     assert normalize.normalize_name(every) == expected
     assert normalize.normalize_zip(every) == expected
+
+
+def _spelled_out(normalise):
+    """A hasher as the spec states it: a digest passes through, else SHA-256 of the normal form."""
+
+    def hasher(value, *region):
+        stripped = value.strip()
+        if normalize.is_sha256(stripped):
+            return stripped.lower()
+        normal = normalise(value, *region)
+        return normalize.sha256_hex(normal) if normal else None
+
+    return hasher
+
+
+_HASHERS = [
+    (normalize.hash_email, normalize.normalize_email),
+    (normalize.hash_external_id, lambda value: value.strip()),
+    (normalize.hash_name, normalize.normalize_name),
+    (normalize.hash_zip, normalize.normalize_zip),
+    (normalize.hash_phone, normalize.normalize_phone),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=st.text(max_size=70)
+    | st.sampled_from(
+        ["A" * 64, " " + "aB" * 32 + " ", "f" * 63 + "\u212a", "a@b", " +14155550123"]
+    )
+    | st.text(alphabet="0123456789abcdefABCDEF \u0130\u212a@", min_size=60, max_size=68)
+)
+def test_hashers_equal_their_spelled_out_definition(value):
+    for hasher, normalise in _HASHERS:
+        assert hasher(value) == _spelled_out(normalise)(value), hasher.__name__
