@@ -164,3 +164,21 @@ def test_settings_are_frozen():
     s = TikTokSettings(access_token=TOKEN, pixel_code="P")
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.pixel_code = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "url", ["https://proxy-user:hunter2@tiktok.example/", "ftp://proxy-user:hunter2@x.y/"]
+)
+def test_credentials_in_api_base_url_are_refused_and_never_echoed(url):
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"access_token": "tok", "pixel_code": "P", "api_base_url": url}, {})
+    message = str(caught.value)
+    assert "hunter2" not in message and "proxy-user" not in message
+    assert "api_base_url" in message and "***@" in message
+
+
+def test_an_at_sign_in_the_path_of_api_base_url_is_not_a_credential():
+    settings = load_settings(
+        {"access_token": "tok", "pixel_code": "P", "api_base_url": "https://x.example/a@b"}, {}
+    )
+    assert settings.track_url.startswith("https://x.example/a@b/")

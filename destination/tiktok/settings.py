@@ -10,6 +10,7 @@ operator fixes the file once. The token never appears in a message or a repr.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,6 +83,14 @@ class TikTokSettings:
         return value
 
 
+_USERINFO = re.compile(r"(?<=://)[^/?#]*@")
+
+
+def _without_credentials(url: str) -> str:
+    """``url`` with any ``user:password@`` replaced by ``***@`` (it goes into messages)."""
+    return _USERINFO.sub("***@", url, count=1)
+
+
 def _schema_problems(values: Mapping[str, Any], token: str | None) -> list[tuple[str, str]]:
     validator = jsonschema.Draft202012Validator(load_schema("tiktok_settings"))
     problems: list[tuple[str, str]] = []
@@ -100,11 +109,9 @@ def _schema_problems(values: Mapping[str, Any], token: str | None) -> list[tuple
             problems.append((path, "access_token: must be a non-empty string"))
             continue
         if path == "api_base_url" and error.validator == "pattern":
+            shown = _without_credentials(error.instance)
             problems.append(
-                (
-                    path,
-                    f"api_base_url: must start with http:// or https:// (got {error.instance!r})",
-                )
+                (path, f"api_base_url: must start with http:// or https:// (got {shown!r})")
             )
             continue
         problems.append((path, redact(f"{path}: {error.message}", [token])))
@@ -143,6 +150,17 @@ def load_settings(
     ):
         problems.append(
             ("default_phone_region", f"default_phone_region: {region!r} is not a known region")
+        )
+    base = values.get("api_base_url")
+    if isinstance(base, str) and "api_base_url" not in failed and _USERINFO.search(base):
+        # It would be sent as Basic auth, stored in the outbox's routes and shown in
+        # results; TikTok authenticates by Access-Token only. Never echoed.
+        problems.append(
+            (
+                "api_base_url",
+                "api_base_url: must not carry credentials (user:password@); "
+                f"got {_without_credentials(base)!r}",
+            )
         )
     if isinstance(token_text, str) and token_text != token_text.strip():
         problems.append(("access_token", "access_token: has leading or trailing whitespace"))
