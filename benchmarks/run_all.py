@@ -20,6 +20,7 @@ HERE = Path(__file__).resolve().parent
 #: name -> (arguments for a full run, arguments for --quick)
 SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "pipeline": ([], ["--events", "5000", "--rounds", "3"]),
+    "instructions": ([], ["--events", "300", "--only", "fw,floor"]),
     "triggers": ([], []),
     "mapping": ([], ["--seconds", "0.5"]),
     "normalize": ([], []),
