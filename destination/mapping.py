@@ -406,11 +406,7 @@ class _Codegen:
             lines.append(f"{inner}    {out} = None")
             return True
         if kind == "projection":
-            base, element, item = self.fresh(), self.fresh("x"), self.fresh()
-            self.emit(children[0], src, base, lines, ind)
-            lines.append(f"{ind}if isinstance({base}, list):")
-            lines.append(f"{ind}    {out} = []")
-            lines.append(f"{ind}    for {element} in {base}:")
+            element, item = self.projection_head(children[0], src, out, lines, ind)
             body = ind + "        "
             kept = self.emit_kept(children[1], element, item, lines, body)
             self.store(item, _appender(out), kept, lines, body)
@@ -428,6 +424,17 @@ class _Codegen:
             return self.emit_kept(children[-1], current, out, lines, ind)
         self.emit(node, src, out, lines, ind)
         return False
+
+    def projection_head(
+        self, base_node: dict[str, Any], src: str, out: str, lines: list[str], ind: str
+    ) -> tuple[str, str]:
+        """The start of a projection's loop over ``base_node``; (element, item) names."""
+        base, element, item = self.fresh(), self.fresh("x"), self.fresh()
+        self.emit(base_node, src, base, lines, ind)
+        lines.append(f"{ind}if isinstance({base}, list):")
+        lines.append(f"{ind}    {out} = []")
+        lines.append(f"{ind}    for {element} in {base}:")
+        return element, item
 
     @staticmethod
     def store(
@@ -503,11 +510,7 @@ class _Codegen:
             self.emit(children[0], src, temp, lines, ind)
             lines.append(f"{ind}{out} = _flatten({temp})")
         elif kind == "projection":
-            base, element, item = self.fresh(), self.fresh("x"), self.fresh()
-            self.emit(children[0], src, base, lines, ind)
-            lines.append(f"{ind}if isinstance({base}, list):")
-            lines.append(f"{ind}    {out} = []")
-            lines.append(f"{ind}    for {element} in {base}:")
+            element, item = self.projection_head(children[0], src, out, lines, ind)
             self.emit(children[1], element, item, lines, ind + "        ")
             lines.append(f"{ind}        if {item} is not None:")
             lines.append(f"{ind}            {out}.append({item})")

@@ -42,6 +42,8 @@ _USER_TEXTS_BEFORE = ("ip", "user_agent", "locale")
 _USER_HASHED = (("first_name", hash_name), ("last_name", hash_name), ("zip_code", hash_zip))
 _USER_TEXTS_AFTER = ("city", "state", "country")
 _DROPPED = "dropped, not hashed"
+#: a content's fields sent as trimmed text, in TikTok's order
+_CONTENT_TEXTS = ("content_id", "content_name", "content_category", "brand")
 #: ``properties`` fields sent as trimmed text, in TikTok's order.
 _PROPERTY_TEXTS = ("query", "search_string", "description", "order_id", "shop_id")
 
@@ -181,6 +183,18 @@ def _enum(
     return value
 
 
+def _copy_texts(
+    ev: _Event, get: Callable[[str], Any], names: tuple[str, ...], target: dict[str, Any]
+) -> None:
+    """``target[name]``: the trimmed text of each field in ``names`` that has one."""
+    for name in names:
+        value = get(name)
+        if value is not None:
+            value = value.strip() if type(value) is str else _id_text(ev, value, name)
+            if value:
+                target[name] = value
+
+
 def _dedupe(values: list[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
@@ -302,36 +316,12 @@ def _contents(ev: _Event, value: object) -> list[dict[str, Any]]:
         # Strings, ints and finite floats are settled inline; anything else (and
         # every error) goes through the shared helpers, whose messages need the
         # field's name, formatted only then.
-        text = get("content_id")
-        if text is not None:
-            text = (
-                text.strip() if type(text) is str else _content_text(ev, text, index, "content_id")
-            )
-            if text:
-                content["content_id"] = text
-        text = get("content_name")
-        if text is not None:
-            text = (
-                text.strip()
-                if type(text) is str
-                else _content_text(ev, text, index, "content_name")
-            )
-            if text:
-                content["content_name"] = text
-        text = get("content_category")
-        if text is not None:
-            text = (
-                text.strip()
-                if type(text) is str
-                else _content_text(ev, text, index, "content_category")
-            )
-            if text:
-                content["content_category"] = text
-        text = get("brand")
-        if text is not None:
-            text = text.strip() if type(text) is str else _content_text(ev, text, index, "brand")
-            if text:
-                content["brand"] = text
+        for name in _CONTENT_TEXTS:
+            text = get(name)
+            if text is not None:
+                text = text.strip() if type(text) is str else _content_text(ev, text, index, name)
+                if text:
+                    content[name] = text
         price = get("price")
         if price is not None:
             if type(price) is not int and (type(price) is not float or not isfinite(price)):
@@ -414,12 +404,7 @@ def _properties(ev: _Event, payload: Mapping[str, Any]) -> dict[str, Any]:
         num_items = _integer(ev, payload["num_items"], "num_items")
         if num_items is not None:
             props["num_items"] = num_items
-    for name in _PROPERTY_TEXTS:
-        text = get(name)
-        if text is not None:
-            text = text.strip() if type(text) is str else _id_text(ev, text, name)
-            if text:
-                props[name] = text
+    _copy_texts(ev, get, _PROPERTY_TEXTS, props)
     if get("delivery_category") is not None:
         delivery = _enum(ev, payload, "delivery_category", DELIVERY_CATEGORIES)
         if delivery:
@@ -535,12 +520,7 @@ def _user(
         value = _cookie_value(ev, payload["cookie"], "_ttp")
     if value:
         user["ttp"] = value
-    for field in _USER_TEXTS_BEFORE:
-        value = get(field)
-        if value is not None:
-            value = value.strip() if type(value) is str else _id_text(ev, value, field)
-            if value:
-                user[field] = value
+    _copy_texts(ev, get, _USER_TEXTS_BEFORE, user)
     for field, hasher in _USER_HASHED:
         value = get(field)
         if value is not None:
@@ -549,12 +529,7 @@ def _user(
                 digest = hasher(value)
                 if digest:
                     user[field] = digest
-    for field in _USER_TEXTS_AFTER:
-        value = get(field)
-        if value is not None:
-            value = value.strip() if type(value) is str else _id_text(ev, value, field)
-            if value:
-                user[field] = value
+    _copy_texts(ev, get, _USER_TEXTS_AFTER, user)
     return user, dropped
 
 
