@@ -63,11 +63,13 @@ class DeliveryConfig:
 
 @dataclass(frozen=True)
 class ServeConfig:
-    """``serve:`` — where the ingest server listens and which write keys it accepts."""
+    """``serve:`` — where the ingest server listens, which write keys it accepts, and
+    how many worker processes decode and store events (0: the server process)."""
 
     host: str = "127.0.0.1"
     port: int = 8080
     write_keys: tuple[str, ...] = field(default=(), repr=False)
+    workers: int = 0
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,7 @@ def _from_document(doc: Document, base: Path, source: str | None) -> Config:
         host=serve_raw.get("host", ServeConfig.host),
         port=serve_raw.get("port", ServeConfig.port),
         write_keys=tuple(serve_raw.get("write_keys", ())),
+        workers=serve_raw.get("workers", ServeConfig.workers),
     )
     return Config(
         destination=value.get("destination", DEFAULT_DESTINATION),

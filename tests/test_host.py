@@ -383,3 +383,14 @@ def test_absurd_events_are_their_own_problem(sandbox, tmp_path):
     assert surrogate_out.event_id.startswith("h-")  # a stable id even so
     assert "lone surrogate" in surrogate_out.errors[0].reason
     assert good.ok and stats["delivered"] == 1 and stats["invalid"] == 2
+
+
+def test_serve_workers_come_from_the_config_and_are_checked(tmp_path):
+    path = tmp_path / "workers.yaml"
+    path.write_text("serve:\n  workers: 3\n")
+    assert load_config(path).serve.workers == 3
+    assert Config().serve.workers == 0
+    path.write_text("serve:\n  workers: 65\n")
+    with pytest.raises(ConfigurationError) as info:
+        load_config(path)
+    assert f"{path}:2:12: error:" in str(info.value) and "65" in str(info.value)

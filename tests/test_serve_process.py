@@ -308,3 +308,21 @@ def test_sandbox_refuses_a_real_outbox(tmp_path):
     assert result.returncode == 2
     assert "--outbox is for deliveries to TikTok" in result.stderr
     assert not (tmp_path / "o.db").exists()
+
+
+@pytest.mark.slow
+def test_the_config_sets_the_workers_and_the_command_line_wins(tmp_path):
+    config = write_config(tmp_path)
+    config.write_text(config.read_text() + "serve:\n  workers: 1\n")
+    with Sandbox(pixels=[PIXEL]) as box:
+        for extra, expected in (((), "1 worker processes"), (("--workers", "0"), None)):
+            server = ServeProcess(
+                "--config", str(config), "--write-key", KEY, *extra, env=box_env(box)
+            )
+            try:
+                if expected:
+                    assert expected in server.output
+                else:
+                    assert "worker processes" not in server.output
+            finally:
+                server.kill()

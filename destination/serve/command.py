@@ -67,10 +67,10 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--workers",
         type=int_between("workers", 0, 64),
-        default=0,
+        default=None,
         metavar="N",
         help="processes that decode and store events, for more than one core's worth "
-        "(default: 0, the server process does)",
+        "(default: the config's serve.workers, else 0: the server process does)",
     )
     parser.add_argument(
         "--log-level",
@@ -104,6 +104,8 @@ def serve(args: argparse.Namespace) -> int:
         try:
             config = load_config(args.config) if args.config else Config()
             keys = resolve_write_keys(args.write_key, environ, config.serve.write_keys)
+            if args.workers is None:
+                args.workers = config.serve.workers
             config = _overrides(config, args, stack)
             note = ""
             if args.sandbox:
