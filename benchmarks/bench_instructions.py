@@ -44,7 +44,7 @@ LABELS = {
 
 def _measured(mode: str, count: int) -> Callable[[], object]:
     """The loop for ``mode`` over ``count`` generated events (the events are built here)."""
-    from benchmarks.bench_pipeline import BATCH, floor, framework, setup
+    from benchmarks.bench_pipeline import floor, framework, setup, stage_inputs
     from benchmarks.events import generate_events
     from destination.tiktok.protocol import build_request
 
@@ -52,35 +52,23 @@ def _measured(mode: str, count: int) -> Callable[[], object]:
     events = generate_events(count, 1)
     gc.collect()
     gc.freeze()
-    if mode == "fw":
-        return lambda: framework(pipeline, settings, events)
-    if mode == "floor":
-        return lambda: floor(events)
-    pairs = [
-        (c, e)
-        for e in events
-        for c in pipeline.candidates(e.get("type"), e.get("event"))
-        if c.trigger(e)
-    ]
-    action = destination.actions["report_web_event"]
-    payloads = [c.mapping(e) for c, e in pairs]
-    if mode == "triggers":
-        candidates = pipeline.candidates
+    pairs, payloads, action, route, batches = stage_inputs(pipeline, settings, destination, events)
+    candidates = pipeline.candidates
 
-        def triggers() -> None:
-            for e in events:
-                for c in candidates(e.get("type"), e.get("event")):
-                    c.trigger(e)
+    def triggers() -> None:
+        for e in events:
+            for c in candidates(e.get("type"), e.get("event")):
+                c.trigger(e)
 
-        return triggers
-    if mode == "mapping":
-        return lambda: [c.checked(e) for c, e in pairs]  # type: ignore[misc]
-    if mode == "build":
-        return lambda: [action.build(p, settings) for p in payloads]
-    items = [action.build(p, settings).item for p in payloads]
-    route = action.build(payloads[0], settings).route
-    batches = [items[i : i + BATCH] for i in range(0, len(items), BATCH)]
-    return lambda: [build_request(settings, route, b) for b in batches]
+    loops: dict[str, Callable[[], object]] = {
+        "fw": lambda: framework(pipeline, settings, events),
+        "floor": lambda: floor(events),
+        "triggers": triggers,
+        "mapping": lambda: [c.checked(e) for c, e in pairs],
+        "build": lambda: [action.build(p, settings) for _, p in payloads],
+        "serialise": lambda: [build_request(settings, route, b) for b in batches],
+    }
+    return loops[mode]
 
 
 def child(mode: str, count: int) -> None:

@@ -113,6 +113,25 @@ def floor(events: list[dict[str, Any]]) -> list[bytes]:
     return bodies
 
 
+def stage_inputs(
+    pipeline: Pipeline, settings: Any, destination: TikTokDestination, events: list[dict[str, Any]]
+) -> tuple[list[Any], list[Any], Any, Any, list[list[dict[str, Any]]]]:
+    """What each stage is timed on: (preset, event) pairs whose trigger holds, their
+    (preset, payload) pairs, the action, its route, and the items in batches of BATCH."""
+    pairs = [
+        (c, e)
+        for e in events
+        for c in pipeline.candidates(e.get("type"), e.get("event"))
+        if c.trigger(e)
+    ]
+    payloads = [(c, c.mapping(e)) for c, e in pairs]
+    action = destination.actions["report_web_event"]
+    built = [action.build(p, settings) for _, p in payloads]
+    items = [b.item for b in built]
+    batches = [items[i : i + BATCH] for i in range(0, len(items), BATCH)]
+    return pairs, payloads, action, built[0].route, batches
+
+
 def without_fast_paths(pipeline: Pipeline) -> Pipeline:
     """A copy that evaluates every trigger and validates every payload with jsonschema."""
     slow = Pipeline.__new__(Pipeline)
@@ -140,18 +159,8 @@ def main() -> None:
     gc.collect()
     gc.freeze()
     compiled = pipeline._compiled
-    pairs = [
-        (c, e)
-        for e in events
-        for c in pipeline.candidates(e.get("type"), e.get("event"))
-        if c.trigger(e)
-    ]
-    payloads = [(c, c.mapping(e)) for c, e in pairs]
-    action = destination.actions["report_web_event"]
-    built = [action.build(p, settings) for _, p in payloads]
-    route = built[0].route
-    items = [b.item for b in built]
-    batches = [items[i : i + BATCH] for i in range(0, len(items), BATCH)]
+    pairs, payloads, action, route, batches = stage_inputs(pipeline, settings, destination, events)
+    items = [item for batch in batches for item in batch]
     assert framework(pipeline, settings, events) == floor(events), "floor and framework differ"
     slow = without_fast_paths(pipeline)
     jsonschema_payloads = payloads[: max(len(payloads) // 10, 1)]

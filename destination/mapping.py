@@ -384,14 +384,17 @@ class _Codegen:
             lines.append(f"{ind}    {out} = None")
             lines.append(f"{ind}else:")
             inner = ind + "    "
-            # the fields of src through a twin whose .get is jmespath's look-up
-            twin = self.fresh("q")
-            lines.append(f"{inner}{twin} = {src} if type({src}) is dict else _Lookup({src})")
+            values = (
+                [c["children"][0] for c in children] if kind == "multi_select_dict" else children
+            )
+            if any(value["type"] == "field" for value in values):
+                # the fields of src through a twin whose .get is jmespath's look-up
+                twin = self.fresh("q")
+                lines.append(f"{inner}{twin} = {src} if type({src}) is dict else _Lookup({src})")
             lines.append(
                 f"{inner}{out} = {{}}" if kind == "multi_select_dict" else f"{inner}{out} = []"
             )
-            for child in children:
-                value = child["children"][0] if kind == "multi_select_dict" else child
+            for child, value in zip(children, values, strict=True):
                 store = (
                     _setter(out, child["value"]) if kind == "multi_select_dict" else _appender(out)
                 )
@@ -656,8 +659,8 @@ def _prune(value: Any) -> Any:
     return value
 
 
-class _Evaluator:
-    """A slow-path field: jmespath's interpreter, errors turned into PayloadError."""
+class _FieldFailure:
+    """Turns a jmespath error raised while mapping one field into its PayloadError."""
 
     __slots__ = ("expression", "name")
 
@@ -665,14 +668,7 @@ class _Evaluator:
         self.name = name
         self.expression = expression
 
-    def __call__(self, event: Any) -> Any:
-        try:
-            return self.expression.search(event)
-        except jmespath_exceptions.JMESPathError as exc:
-            raise self.failure(exc, event) from None
-
-    def failure(self, exc: jmespath_exceptions.JMESPathError, event: Any) -> PayloadError:
-        """The PayloadError for ``exc`` raised while mapping ``event``."""
+    def __call__(self, exc: jmespath_exceptions.JMESPathError, event: Any) -> PayloadError:
         return PayloadError(
             f"mapping expression {self.expression.source!r} failed: {_failure(exc)}",
             field=self.name,
@@ -813,15 +809,15 @@ class CompiledMapping:
                     _chain_code(list(expression.terms), names, "v", "    ", hoisted, direct)
                 )
             else:
-                # Called in place rather than through _Evaluator.__call__ (one call
-                # less per event); a jmespath error still becomes its PayloadError.
+                # Called in place, not through a wrapper (one call less per event);
+                # a jmespath error still becomes the field's PayloadError.
                 pruned = expression.search_pruned
                 names[f"_s{index}"] = pruned or expression.search
-                names[f"_x{index}"] = _Evaluator(name, expression)
+                names[f"_x{index}"] = _FieldFailure(name, expression)
                 body.append("    try:")
                 body.append(f"        v = _s{index}(e)")
                 body.append("    except _JMESPathError as exc:")
-                body.append(f"        raise _x{index}.failure(exc, e) from None")
+                body.append(f"        raise _x{index}(exc, e) from None")
                 if pruned is not None:  # the value is final: no _prune, no container test
                     body.append("    if v is not None:")
                     body.append(f"        out[{name!r}] = v")

@@ -108,7 +108,13 @@ class _Codegen:
         check: Check = namespace["check"]
         return check
 
-    def expr(self, schema: Any, x: str, depth: int = 0) -> str:
+    def check(self, schema: Any) -> Check:
+        """One predicate for ``schema``: an object schema's own function, else a compiled expr."""
+        if _is_plain_object(schema):
+            return self.object(schema, exact=True)
+        return self.function(f"def check(x):\n    return {self.expr(schema, 'x')}\n")
+
+    def expr(self, schema: Any, x: str) -> str:
         """Source of an expression true only when the value in ``x`` is valid."""
         if schema is True:
             return "True"
@@ -121,12 +127,8 @@ class _Codegen:
             raise _Unsupported(", ".join(sorted(unknown)))
         parts: list[str] = []
         allowed = _types(schema["type"]) if "type" in schema else None
-        is_object = {"properties", "required", "additionalProperties"} & set(schema)
-        if (
-            allowed == {dict}
-            and is_object
-            and not {"enum", "const", "anyOf", "items"} & set(schema)
-        ):
+        is_object = _OBJECT_KEYWORDS & set(schema)
+        if _is_plain_object(schema):
             # "an object with these properties": one function, its own type test first
             return f"{self.const(self.object(schema, exact=True))}({x})"
         if allowed is not None:
@@ -154,14 +156,11 @@ class _Codegen:
             else:  # the keywords constrain strings only (str subclasses included)
                 parts.append(f"(not isinstance({x}, str) or ({' and '.join(on_strings)}))")
         if "anyOf" in schema:
-            branches = [self.expr(branch, x, depth) for branch in schema["anyOf"]]
+            branches = [self.expr(branch, x) for branch in schema["anyOf"]]
             parts.append("(" + (" or ".join(branches) or "False") + ")")
         if "items" in schema:
-            y = f"_y{depth}"
-            inner = self.expr(schema["items"], y, depth + 1)
-            call = re.fullmatch(rf"(_k[0-9]+)\({y}\)", inner)
-            # one object check per item: map() calls it without a generator frame
-            every = f"all(map({call[1]}, {x}))" if call else f"all({inner} for {y} in {x})"
+            # one function per item, called by map() without a generator frame
+            every = f"all(map({self.const(self.check(schema['items']))}, {x}))"
             parts.append(every if allowed == {list} else f"(not isinstance({x}, list) or {every})")
         if is_object:
             parts.append(f"{self.const(self.object(schema))}({x})")
@@ -171,7 +170,7 @@ class _Codegen:
         """A property's check: its types when that is all it says, else a predicate."""
         if isinstance(schema, Mapping) and set(schema) - _ANNOTATIONS == {"type"}:
             return _types(schema["type"])
-        return self.function(f"def check(x):\n    return {self.expr(schema, 'x', 1)}\n")
+        return self.check(schema)
 
     def object(self, schema: Mapping[str, Any], exact: bool = False) -> Check:
         """One function per object schema: required keys, then one loop over the keys present.
@@ -190,7 +189,7 @@ class _Codegen:
         for name, sub in properties.items():
             quick[name] = _quick_types(sub)
             if not (isinstance(sub, Mapping) and set(sub) - _ANNOTATIONS == {"type"}):
-                slow[name] = self.function(f"def check(x):\n    return {self.expr(sub, 'x', 1)}\n")
+                slow[name] = self.check(sub)
         lines = [
             "def check(v):",
             "    if type(v) is not dict: return False"
@@ -218,9 +217,7 @@ class _Codegen:
             if extra is True:
                 on_extra = "continue"
             else:
-                extra_check = self.function(
-                    f"def check(x):\n    return {self.expr(extra, 'x', 1)}\n"
-                )
+                extra_check = self.check(extra)
                 on_extra = (
                     f"if not {self.const(extra_check)}(x): return False\n            continue"
                 )
@@ -233,6 +230,24 @@ class _Codegen:
             ]
         lines.append("    return True")
         return self.function("\n".join(lines) + "\n")
+
+
+_OBJECT_KEYWORDS = frozenset({"properties", "required", "additionalProperties"})
+
+
+def _is_plain_object(schema: Any) -> bool:
+    """An object schema (``"type": "object"`` and properties) that needs nothing else."""
+    if not isinstance(schema, Mapping) or "type" not in schema:
+        return False
+    keys = set(schema)
+    if keys - _ANNOTATIONS - _KEYWORDS:
+        return False  # a keyword this module does not mirror: expr() refuses it
+    if not _OBJECT_KEYWORDS & keys or {"enum", "const", "anyOf", "items"} & keys:
+        return False
+    try:
+        return _types(schema["type"]) == {dict}
+    except _Unsupported:
+        return False
 
 
 def _quick_types(schema: Any) -> frozenset[type]:

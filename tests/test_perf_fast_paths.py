@@ -95,6 +95,9 @@ def test_schema_check_refuses_unknown_keywords():
     assert compile_check({"type": "object", "properties": {"a": {"format": "email"}}}) is None
     assert compile_check({"$ref": "#/x"}) is None
     assert compile_check({"enum": [1, 2]}) is None
+    product = {"type": "object", "properties": {"a": {"type": "string"}}, "minProperties": 2}
+    assert compile_check(product) is None
+    assert compile_check({"type": "array", "items": product}) is None
 
 
 @SLOW

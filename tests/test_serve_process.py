@@ -16,6 +16,7 @@ import pytest
 from segment.analytics import Client
 from segment.analytics.request import APIError, post
 
+from benchmarks.procfs import children
 from destination.tiktok.sandbox import Sandbox
 
 from .serve_support import KEY, PIXEL, ROOT, ServeProcess, wait_for
@@ -226,17 +227,6 @@ def test_sigkill_mid_stream_then_restart_loses_no_acknowledged_event(tmp_path):
 # -- worker processes ---------------------------------------------------------------------
 
 
-def worker_pids(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(stat.parent.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
-
-
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -276,7 +266,7 @@ def test_workers_store_deliver_count_and_die_with_a_killed_server(tmp_path):
                 'destination_events_matched_by_preset_total{preset="Place an Order"} 1000' in text
             )
             assert wait_for(lambda: "destination_events_delivered_total 1000" in text)
-            workers = worker_pids(server.proc.pid)
+            workers = children(server.proc.pid)
             spawned = [
                 p for p in workers if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()
             ]
@@ -294,7 +284,7 @@ def test_workers_store_deliver_count_and_die_with_a_killed_server(tmp_path):
             assert answers[-1] == 200 and set(answers) <= {200, 503}
             sent += [m["messageId"] for m in extra]
             assert wait_for(lambda: len(box.events()) >= 1001)
-            workers = worker_pids(server.proc.pid)
+            workers = children(server.proc.pid)
             os.kill(server.proc.pid, signal.SIGKILL)
             server.wait()
             assert wait_for(lambda: not any(alive(p) for p in workers), timeout=10)

@@ -350,13 +350,13 @@ def _properties(ev: _Event, payload: Mapping[str, Any]) -> dict[str, Any]:
             props["contents"] = contents
     else:
         contents = ()
-    if get("content_ids") is not None:
+    if (content_ids := get("content_ids")) is not None:
         content_ids = _dedupe(
             [
                 text
                 for text in (
                     _id_text(ev, item, "content_ids")
-                    for item in _string_list(ev, payload["content_ids"], "content_ids")
+                    for item in _string_list(ev, content_ids, "content_ids")
                 )
                 if text
             ]
@@ -400,8 +400,8 @@ def _properties(ev: _Event, payload: Mapping[str, Any]) -> dict[str, Any]:
         value = total if isinstance(total, int) else round(total, 6)
     if value is not None:
         props["value"] = value
-    if get("num_items") is not None:
-        num_items = _integer(ev, payload["num_items"], "num_items")
+    if (num_items := get("num_items")) is not None:
+        num_items = _integer(ev, num_items, "num_items")
         if num_items is not None:
             props["num_items"] = num_items
     _copy_texts(ev, get, _PROPERTY_TEXTS, props)
@@ -409,8 +409,8 @@ def _properties(ev: _Event, payload: Mapping[str, Any]) -> dict[str, Any]:
         delivery = _enum(ev, payload, "delivery_category", DELIVERY_CATEGORIES)
         if delivery:
             props["delivery_category"] = delivery
-    if get("predicted_ltv") is not None:
-        ltv = _number(ev, payload["predicted_ltv"], "predicted_ltv")
+    if (ltv := get("predicted_ltv")) is not None:
+        ltv = _number(ev, ltv, "predicted_ltv")
         if ltv is not None:
             props["predicted_ltv"] = ltv
     return props
@@ -617,16 +617,6 @@ def build_item(
                     ev.warn("referrer", "does not start with http:// or https://; dropped")
         if page:
             item["page"] = page
-    elif event_source == "crm":
-        lead_id = _text(ev, payload, "lead_id")
-        if not lead_id:
-            raise ev.error("lead_id", "required for CRM events")
-        lead = {"lead_id": lead_id}
-        source = _text(ev, payload, "lead_event_source")
-        if source:
-            lead["lead_event_source"] = source
-        item["lead"] = lead
-    if event_source == "web":
         limited = get("limited_data_use")
         if type(limited) is str and not limited.strip():
             limited = None  # an empty value counts as absent, like every other field
@@ -636,4 +626,13 @@ def build_item(
             limited = True
         if limited is not None:
             item["limited_data_use"] = limited
+    elif event_source == "crm":
+        lead_id = _text(ev, payload, "lead_id")
+        if not lead_id:
+            raise ev.error("lead_id", "required for CRM events")
+        lead = {"lead_id": lead_id}
+        source = _text(ev, payload, "lead_event_source")
+        if source:
+            lead["lead_event_source"] = source
+        item["lead"] = lead
     return item, ev.warnings
