@@ -23,19 +23,25 @@ __all__ = ["Action", "Destination", "Outcome", "Request", "Route", "Verdict"]
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """Where an item goes. Items with equal routes may share one request.
+    """Which items may share one request: a destination instance and an event source.
 
-    The access token is deliberately absent: routes are written to the
-    outbox, and secrets never reach disk. ``credential`` names the settings
-    the token is looked up in when the request is built.
+    This is what the queue stores with each item, so it holds names only:
+    the URL, the token, the pixel (event_source_id) and the test code are
+    looked up in the settings in force when the request is built. Fixing a
+    wrong setting therefore un-sticks what is already queued, and no secret
+    or frozen address ever reaches disk.
     """
 
     destination: str
-    url: str
     event_source: str
-    event_source_id: str
-    test_event_code: str | None = None
-    credential: str = "default"
+    #: the destination instance whose settings serve this route (``default`` until named
+    #: instances exist)
+    instance: str = "default"
+
+    @property
+    def label(self) -> str:
+        """``instance/event_source``, for messages and tables."""
+        return f"{self.instance}/{self.event_source}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +82,8 @@ class Verdict:
     retry_after: float | None = None
     index: int | None = None  # for REJECTED: the data[] index the message names
     min_backoff: float | None = None  # e.g. TikTok maintenance asks for a longer wait
+    #: for RETRY: the destination said "too many requests" (repeated, the route pauses)
+    rate_limited: bool = False
 
 
 class Action(ABC):

@@ -13,6 +13,8 @@ queued; rejected deliveries dead-letter exactly the events TikTok refused.
     │   ├── SettingsError           destination settings are missing or wrong (all listed)
     │   └── PluginError             a plugin registered something wrong or a duplicate name
     ├── PayloadError                one event cannot be sent: skip it, report it, go on
+    ├── StorageError                the queue cannot store or read (disk full, read-only, locked)
+    │   └── QueueFullError          the queue reached its configured cap: refuse, retry later
     └── DeliveryError               sending a batch failed
         ├── RetryableDeliveryError  network, timeout, HTTP 429/5xx, throttle/system codes
         ├── RejectedDeliveryError   TikTok refused the content (40002…): dead-letter, never retry
@@ -35,9 +37,11 @@ __all__ = [
     "MappingError",
     "PayloadError",
     "PluginError",
+    "QueueFullError",
     "RejectedDeliveryError",
     "RetryableDeliveryError",
     "SettingsError",
+    "StorageError",
     "TriggerSyntaxError",
     "kind_of",
     "redact",
@@ -168,6 +172,18 @@ class PayloadError(DestinationError):
 
     def as_dict(self) -> dict[str, Any]:
         return {"event_id": self.event_id, "field": self.field, "reason": self.reason}
+
+
+class StorageError(DestinationError):
+    """The queue could not store or read events (disk full, read-only, locked, corrupt).
+
+    Nothing was accepted by the call that raised it; what was stored before
+    stays stored. The message names the queue and the cause in one line.
+    """
+
+
+class QueueFullError(StorageError):
+    """The queue holds as much as it is allowed to (``delivery.max_pending``...)."""
 
 
 class DeliveryError(DestinationError):

@@ -110,13 +110,8 @@ class TikTokAction(Action):
         if not source_id:
             setting = SOURCE_ID_SETTING[self.event_source]
             raise SettingsError([f"{setting}: required by the action tiktok.{self.name}"])
-        return Route(
-            destination="tiktok",
-            url=settings.track_url,
-            event_source=self.event_source,
-            event_source_id=source_id,
-            test_event_code=settings.test_event_code,
-        )
+        # Names only: the URL, pixel and test code in force when sending are looked up then.
+        return Route(destination="tiktok", event_source=self.event_source)
 
 
 def _schema(name: str) -> Mapping[str, Any]:

@@ -19,7 +19,8 @@ from typing import Any
 
 from .. import compactjson
 from ..actions import Outcome, Request, Route, Verdict
-from .settings import TikTokSettings
+from ..errors import ConfigurationError
+from .settings import SOURCE_ID_SETTING, TikTokSettings
 
 __all__ = [
     "AUTH_CODES",
@@ -50,6 +51,31 @@ _DATA_INDEX = re.compile(r"\bdata\.(\d+)\b")
 _MESSAGE_LIMIT = 500
 
 
+def _envelope(settings: TikTokSettings, route: Route) -> dict[str, Any]:
+    """The request's fields around ``data``, from the settings in force now.
+
+    The queue stores only the route's names, so a corrected pixel code, test
+    code or base URL applies to every queued event; a source the settings
+    cannot serve any more stops delivery (a ConfigurationError) rather than
+    dead-lettering good events.
+    """
+    source_id = settings.event_source_id(route.event_source)
+    if not source_id:
+        setting = SOURCE_ID_SETTING[route.event_source]
+        raise ConfigurationError(
+            f"{setting}: not set, and {route.event_source} events are queued for it"
+        )
+    envelope: dict[str, Any] = {
+        "event_source": route.event_source,
+        "event_source_id": source_id,
+    }
+    if settings.test_event_code:
+        envelope["test_event_code"] = settings.test_event_code
+    if settings.partner_name:
+        envelope["partner_name"] = settings.partner_name
+    return envelope
+
+
 def build_request(
     settings: TikTokSettings, route: Route, items: Sequence[dict[str, Any]]
 ) -> Request:
@@ -60,17 +86,10 @@ def build_request(
         raise ValueError(
             f"a TikTok request holds at most {MAX_BATCH_ITEMS} items, got {len(items)}"
         )
-    body: dict[str, Any] = {
-        "event_source": route.event_source,
-        "event_source_id": route.event_source_id,
-    }
-    if route.test_event_code:
-        body["test_event_code"] = route.test_event_code
-    if settings.partner_name:
-        body["partner_name"] = settings.partner_name
+    body = _envelope(settings, route)
     body["data"] = list(items)
     return Request(
-        url=route.url,
+        url=settings.track_url,
         headers={"Access-Token": settings.access_token, "Content-Type": "application/json"},
         # compactjson: json.dumps's bytes exactly, at orjson's speed (10× on a batch)
         body=compactjson.dumps(body),
@@ -92,18 +111,10 @@ def build_request_json(
         raise ValueError(
             f"a TikTok request holds at most {MAX_BATCH_ITEMS} items, got {len(items_json)}"
         )
-    envelope: dict[str, Any] = {
-        "event_source": route.event_source,
-        "event_source_id": route.event_source_id,
-    }
-    if route.test_event_code:
-        envelope["test_event_code"] = route.test_event_code
-    if settings.partner_name:
-        envelope["partner_name"] = settings.partner_name
-    head = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False)
+    head = json.dumps(_envelope(settings, route), separators=(",", ":"), ensure_ascii=False)
     body = head[:-1] + ',"data":[' + ",".join(items_json) + "]}"
     return Request(
-        url=route.url,
+        url=settings.track_url,
         headers={"Access-Token": settings.access_token, "Content-Type": "application/json"},
         body=body.encode("utf-8"),
         secret_headers=frozenset({"Access-Token"}),
@@ -172,7 +183,14 @@ def _from_code(code: int, message: str, status: int, retry_after: float | None) 
             min_backoff=MAINTENANCE_MIN_BACKOFF,
         )
     if code in RETRY_CODES or code >= 50000:
-        return Verdict(Outcome.RETRY, said, status=status, code=code, retry_after=retry_after)
+        return Verdict(
+            Outcome.RETRY,
+            said,
+            status=status,
+            code=code,
+            retry_after=retry_after,
+            rate_limited=code in THROTTLE_CODES,
+        )
     match = _DATA_INDEX.search(message)
     index = int(match.group(1)) if match else None
     return Verdict(Outcome.REJECTED, said, status=status, code=code, index=index)
@@ -189,13 +207,21 @@ def classify(status: int, headers: Mapping[str, str], body: bytes) -> Verdict:
     message = _shorten(raw_message) if isinstance(raw_message, str) else ""
 
     if 200 <= status < 300:
+        # A 2xx that is not TikTok's answer comes from something else at that address
+        # (a proxy, a captive portal, a wrong api_base_url): stop, keep everything queued.
         if parsed is None:
             return Verdict(
-                Outcome.RETRY, f"HTTP {status} with a body that is not a JSON object", status=status
+                Outcome.STOP,
+                f"HTTP {status} with a body that is not a JSON object: not TikTok's answer "
+                "(check api_base_url)",
+                status=status,
             )
         if code is None:
             return Verdict(
-                Outcome.RETRY, f"HTTP {status} without a numeric 'code' in the body", status=status
+                Outcome.STOP,
+                f"HTTP {status} without a numeric 'code' in the body: not TikTok's answer "
+                "(check api_base_url)",
+                status=status,
             )
         return _from_code(code, message, status, retry_after)
     if status in (401, 403):
@@ -213,6 +239,15 @@ def classify(status: int, headers: Mapping[str, str], body: bytes) -> Verdict:
             status=status,
             code=code,
             retry_after=retry_after,
+            rate_limited=status == 429,
+        )
+    if status in (404, 405):
+        # No Events API at this address: a wrong api_base_url must never dead-letter
+        # good events, so it stops delivery like a permission answer.
+        return Verdict(
+            Outcome.STOP,
+            f"HTTP {status}: no TikTok Events API at this address (check api_base_url)",
+            status=status,
         )
     if 300 <= status < 400:
         return Verdict(
