@@ -25,14 +25,8 @@ TOKEN = "tok-SECRET-123456"
 URL = "http://fake.test/open_api/v1.3/event/track/"
 
 
-def route(url: str = URL, source_id: str = "PIXEL1", test_code: str | None = None) -> Route:
-    return Route(
-        destination="fake",
-        url=url,
-        event_source="web",
-        event_source_id=source_id,
-        test_event_code=test_code,
-    )
+def route(instance: str = "default", event_source: str = "web") -> Route:
+    return Route(destination="fake", event_source=event_source, instance=instance)
 
 
 def item(n: int, **extra: Any) -> dict[str, Any]:
@@ -63,15 +57,17 @@ class FakeDestination(Destination):
     def build_request(
         self, settings: Any, route: Route, items: Sequence[dict[str, Any]]
     ) -> Request:
+        # Like TikTok's: the address, the source id and the test code come from the
+        # settings in force (``url``, ``pixel``, ``test_code``), never from the queue.
         body = {
             "event_source": route.event_source,
-            "event_source_id": route.event_source_id,
+            "event_source_id": settings.get("pixel", "PIXEL1"),
             "data": list(items),
         }
-        if route.test_event_code:
-            body["test_event_code"] = route.test_event_code
+        if settings.get("test_code"):
+            body["test_event_code"] = settings["test_code"]
         return Request(
-            url=route.url,
+            url=settings.get("url", URL),
             headers={"Access-Token": settings["token"], "Content-Type": "application/json"},
             body=json.dumps(body).encode(),
             secret_headers=frozenset({"Access-Token"}),

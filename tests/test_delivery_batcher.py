@@ -12,7 +12,7 @@ from destination.errors import ConfigurationError
 
 from .delivery_support import route
 
-ROUTES = [route(source_id=f"P{i}") for i in range(3)]
+ROUTES = [route(instance=f"P{i}") for i in range(3)]
 
 
 def entry(seq: int, size: int = 100, r: int = 0) -> Entry:

@@ -24,12 +24,12 @@ from tests.delivery_support import TOKEN, FakeDestination, item, route
 
 url, outbox = sys.argv[1], sys.argv[2]
 engine = DeliveryEngine(
-    FakeDestination(), {"token": TOKEN}, queue=SqliteQueue(outbox),
+    FakeDestination(), {"token": TOKEN, "url": url}, queue=SqliteQueue(outbox),
     executor=HttpExecutor(), options=DeliveryOptions(batch_size=100, linger=0.01),
 )
 n = 0
 while True:
-    engine.submit_many([(route(url), item(i), f"e{i}") for i in range(n, n + 50)])
+    engine.submit_many([(route(), item(i), f"e{i}") for i in range(n, n + 50)])
     n += 50
     print(n, flush=True)  # everything below n is accepted (committed)
 """
@@ -79,7 +79,7 @@ def test_sigkill_mid_delivery_then_restart_delivers_every_accepted_event(tmp_pat
 
     engine = DeliveryEngine(
         FakeDestination(),
-        {"token": TOKEN},
+        {"token": TOKEN, "url": url},
         queue=SqliteQueue(outbox),
         executor=HttpExecutor(),
         options=DeliveryOptions(batch_size=100, linger=0.01),

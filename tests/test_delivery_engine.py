@@ -98,7 +98,7 @@ def test_routes_never_share_a_request(tmp_path):
 
     server.answer = answer  # type: ignore[method-assign]
     with make_engine(server, tmp_path) as engine:
-        engine.submit_many([(route(source_id=f"P{i % 3}"), item(i), f"e{i}") for i in range(90)])
+        engine.submit_many([(route(instance=f"P{i % 3}"), item(i), f"e{i}") for i in range(90)])
         assert engine.flush(timeout=10)
     assert len(server.received) == 90
     assert all(len(s) == 1 for s in seen)
@@ -434,7 +434,7 @@ def test_outbox_read_errors_are_logged_and_retried(tmp_path, caplog):
         engine.submit_many(events(10))
         assert engine.flush(timeout=10)
     assert len(server.received) == 10
-    assert "reading the outbox failed" in caplog.text and "database is locked" in caplog.text
+    assert "reading the queue failed" in caplog.text and "database is locked" in caplog.text
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

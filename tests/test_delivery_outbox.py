@@ -49,7 +49,7 @@ def test_ack_removes_retry_reschedules(queue):
     put(queue, 3)
     a, b, c = queue.claim(3)
     queue.ack([a.seq])
-    queue.retry([b.seq], [b.enqueued_at + 1000], "HTTP 503")
+    queue.retry([b.seq], b.enqueued_at + 1000, "HTTP 503")
     queue.release([c.seq])
     assert [e.event_id for e in queue.claim(10)] == ["e2"]
     later = queue.claim(10, now=b.enqueued_at + 1001)
@@ -68,7 +68,11 @@ def test_dead_letters_keep_reason_and_replay(queue):
         ("e1", "content_id: Not a valid string", 40002, 1),
         ("e3", "content_id: Not a valid string", 40002, 1),
     ]
-    assert dead[0].as_dict()["route"]["event_source_id"] == "PIXEL1"
+    assert dead[0].as_dict()["route"] == {
+        "destination": "fake",
+        "event_source": "web",
+        "instance": "default",
+    }
     assert queue.replay(["e3", "nope"]) == 1
     assert [d.event_id for d in queue.dead_letters()] == ["e1"]
     assert [e.event_id for e in queue.claim(10)] == ["e3"]
@@ -80,7 +84,7 @@ def test_dead_letters_keep_reason_and_replay(queue):
 def test_reschedule_makes_waiting_entries_due(queue):
     put(queue, 2)
     entries = queue.claim(2)
-    queue.retry([e.seq for e in entries], [e.enqueued_at + 3600 for e in entries], "x")
+    queue.retry([e.seq for e in entries], entries[0].enqueued_at + 3600, "x")
     assert queue.claim(10) == []
     assert queue.reschedule() == 2
     assert len(queue.claim(10)) == 2
@@ -116,7 +120,7 @@ def test_one_delivering_process_per_outbox(tmp_path):
 
 def test_routes_stored_once_and_without_secrets(tmp_path):
     q = SqliteQueue(tmp_path / "o.sqlite3")
-    q.put_many([(route(source_id=f"P{i % 2}"), item(i), f"e{i}") for i in range(10)])
+    q.put_many([(route(instance=f"P{i % 2}"), item(i), f"e{i}") for i in range(10)])
     q.close()
     db = sqlite3.connect(tmp_path / "o.sqlite3")
     assert db.execute("SELECT count(*) FROM routes").fetchone()[0] == 2

@@ -33,10 +33,12 @@ json_values = st.recursive(
 )
 def test_tiktok_splice_is_byte_identical(items: list[dict[str, Any]], test_code, partner):
     raw: dict[str, Any] = {"access_token": "tok", "pixel_code": "CPIX"}
+    if test_code:
+        raw["test_event_code"] = test_code
     if partner:
         raw["partner_name"] = partner
     config = TIKTOK.load_settings(raw, {})
-    where = Route("tiktok", "https://x.test/open_api/v1.3/event/track/", "web", "CPIX", test_code)
+    where = Route("tiktok", "web")
     decoded = TIKTOK.build_request(config, where, items)
     spliced = TIKTOK.build_request_json(config, where, [ENCODE(i) for i in items])
     assert spliced.body == decoded.body
@@ -55,7 +57,7 @@ def test_tiktok_splice_refuses_empty_and_oversized():
     import pytest
 
     config = TIKTOK.load_settings({"access_token": "tok", "pixel_code": "CPIX"}, {})
-    where = Route("tiktok", "https://x.test/", "web", "CPIX")
+    where = Route("tiktok", "web")
     with pytest.raises(ValueError, match="at least one"):
         TIKTOK.build_request_json(config, where, [])
     with pytest.raises(ValueError, match="at most 1000"):

@@ -87,7 +87,7 @@ def _run(case: dict[str, Any]) -> list[dict[str, Any]]:
                 "preset": match.preset.name,
                 "route": {
                     "event_source": route.event_source,
-                    "event_source_id": route.event_source_id,
+                    "event_source_id": settings.event_source_id(route.event_source),
                 },
                 "item": item,
                 "warnings": [w.field for w in built.warnings],

@@ -47,8 +47,12 @@ def test_case_builds_exact_item(case):
     route, item = built
     assert item == case["expected"]
     assert [w.field for w in built.warnings] == case.get("warnings", [])
-    assert (route.event_source, route.event_source_id) == SOURCE[case["action"]]
-    assert route.url == "https://business-api.tiktok.com/open_api/v1.3/event/track/"
+    settings = load_settings({**DATA["settings"], **case.get("settings", {})}, environ={})
+    assert (route.event_source, settings.event_source_id(route.event_source)) == SOURCE[
+        case["action"]
+    ]
+    request = DESTINATION.build_request(settings, route, [item])
+    assert request.url == "https://business-api.tiktok.com/open_api/v1.3/event/track/"
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])

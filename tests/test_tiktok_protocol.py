@@ -20,12 +20,8 @@ from destination.tiktok.settings import load_settings
 
 TOKEN = "tok-protocol-7f3e"
 SETTINGS = load_settings({"access_token": TOKEN, "pixel_code": "CPIX"}, {})
-ROUTE = Route(
-    destination="tiktok",
-    url="https://business-api.tiktok.com/open_api/v1.3/event/track/",
-    event_source="web",
-    event_source_id="CPIX",
-)
+ROUTE = Route(destination="tiktok", event_source="web")
+TRACK_URL = "https://business-api.tiktok.com/open_api/v1.3/event/track/"
 ITEM = {"event": "Purchase", "event_time": 1705320000, "event_id": "m-1", "user": {"ttp": "é"}}
 
 
@@ -35,7 +31,7 @@ def body(code: int, message: str = "msg") -> bytes:
 
 def test_request_shape():
     request = build_request(SETTINGS, ROUTE, [ITEM, ITEM])
-    assert request.url == ROUTE.url
+    assert request.url == TRACK_URL
     assert request.headers == {"Access-Token": TOKEN, "Content-Type": "application/json"}
     assert request.secret_headers == frozenset({"Access-Token"})
     assert json.loads(request.body) == {
@@ -50,9 +46,16 @@ def test_request_shape():
 
 def test_request_with_test_event_code_and_partner_name():
     settings = load_settings(
-        {"access_token": TOKEN, "pixel_code": "CPIX", "partner_name": "Acme"}, {}
+        {
+            "access_token": TOKEN,
+            "pixel_code": "CPIX",
+            "offline_event_set_id": "OFF1",
+            "test_event_code": "TEST42",
+            "partner_name": "Acme",
+        },
+        {},
     )
-    route = Route("tiktok", ROUTE.url, "offline", "OFF1", test_event_code="TEST42")
+    route = Route("tiktok", "offline")
     decoded = json.loads(build_request(settings, route, [ITEM]).body)
     assert list(decoded) == [
         "event_source",
@@ -143,8 +146,21 @@ def test_maintenance_waits_longer():
         b'{"code": true}',
     ],
 )
-def test_unreadable_200_is_retried(payload):
-    assert classify(200, {}, payload).outcome is Outcome.RETRY
+def test_a_200_that_is_not_tiktoks_answer_stops(payload):
+    # A proxy, a captive portal or a wrong api_base_url: never retried forever in
+    # silence, never dead-lettered; delivery stops and says where to look.
+    verdict = classify(200, {}, payload)
+    assert verdict.outcome is Outcome.STOP
+    assert "not TikTok's answer (check api_base_url)" in verdict.message
+
+
+def test_rate_limited_answers_are_marked():
+    assert classify(429, {}, b"").rate_limited
+    for code in (40016, 40100, 40101, 40102):
+        assert classify(200, {}, body(code)).rate_limited
+    for status, payload in ((503, b""), (200, body(50000)), (200, body(40200))):
+        verdict = classify(status, {}, payload)
+        assert verdict.outcome is Outcome.RETRY and not verdict.rate_limited
 
 
 @pytest.mark.parametrize(
@@ -158,7 +174,8 @@ def test_unreadable_200_is_retried(payload):
         (503, Outcome.RETRY),
         (504, Outcome.RETRY),
         (400, Outcome.REJECTED),
-        (404, Outcome.REJECTED),
+        (404, Outcome.STOP),  # no Events API there: a wrong api_base_url
+        (405, Outcome.STOP),
         (413, Outcome.REJECTED),
         (301, Outcome.STOP),
     ],

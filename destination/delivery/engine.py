@@ -12,8 +12,16 @@ resolves every claimed entry in exactly one way:
 - retry: attempt counted, due again after a jittered backoff, until max age;
 - rejected: bisected until the refused events are alone, then dead-lettered
   with the destination's message while every other event is delivered;
-- stop (auth/permission): delivery halts with one clear message, the entries
-  stay queued for a restart or :meth:`DeliveryEngine.resume`.
+- stop (auth/permission, or no destination API at the configured address):
+  delivery halts with one clear message, the entries stay queued for a
+  restart, :meth:`DeliveryEngine.resume` or the periodic retry of a stopped
+  route.
+
+Retries are per request, not per event: the entries of a failed request get
+one due time and come back together, to be batched again up to the batch
+size; a partial batch is only sent when nothing more is due, so an outage
+never turns into a storm of one-item requests. Each route (destination
+instance and event source) has its own token bucket, halved by 429s and 5xx.
 
 An entry is removed only after the destination acknowledged it, so a crash
 between send and acknowledgement re-sends that batch with the same event_ids,
@@ -24,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import logging
 import threading
@@ -39,10 +48,13 @@ from ..errors import (
     DeliveryError,
     DestinationError,
     FatalDeliveryError,
+    QueueFullError,
     RejectedDeliveryError,
     RetryableDeliveryError,
+    StorageError,
     redact,
 )
+from ..logthrottle import LogThrottle
 from ..plugins import load_plugins, pm
 from .batcher import MAX_BATCH_SIZE, Batch, Batcher
 from .executors import Executor, TransportError
@@ -113,6 +125,16 @@ class DeliveryOptions:
     window: int = 0
     #: how often to look for entries other processes put in the outbox (replay)
     poll_interval: float = 1.0
+    #: after this many "too many requests" answers in a row, a route waits at least
+    #: ``rate_limit_pause`` seconds (TikTok: about 5 minutes after a per-minute limit)
+    rate_limit_pause_after: int = 3
+    rate_limit_pause: float = 300.0
+    #: a stopped delivery tries again by itself after this many seconds (0: never)
+    stop_retry_interval: float = 300.0
+    #: refuse new events (QueueFullError) once this many wait (0: no cap)
+    max_pending: int = 0
+    #: refuse new events once the queue's storage is this large, in bytes (0: no cap)
+    max_queue_bytes: int = 0
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -121,6 +143,13 @@ class DeliveryOptions:
             raise ConfigurationError(f"window must be >= 0, got {self.window}")
         if self.poll_interval <= 0:
             raise ConfigurationError(f"poll_interval must be > 0, got {self.poll_interval}")
+        for name in ("rate_limit_pause", "stop_retry_interval", "max_pending", "max_queue_bytes"):
+            if getattr(self, name) < 0:
+                raise ConfigurationError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.rate_limit_pause_after < 1:
+            raise ConfigurationError(
+                f"rate_limit_pause_after must be >= 1, got {self.rate_limit_pause_after}"
+            )
 
     @property
     def effective_window(self) -> int:
@@ -188,9 +217,20 @@ class DeliveryEngine:
         )
         self._window = self.options.effective_window
         self._claimed: dict[int, Entry] = {}
+        #: delivered, but removing them from the queue failed (a full disk): held, not resent
+        self._unacked: list[int] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._buckets: dict[Route, TokenBucket] = {}
+        self._rate_limited_in_a_row: dict[Route, int] = {}
         self._flushing = 0
         self._stop_reason: str | None = None
+        self._stop_timer: asyncio.TimerHandle | None = None
+        #: the last storage failure (disk full, read-only...), cleared once storage works again
+        self._storage_error: str | None = None
+        self._pending_estimate: int | None = None
+        self._pending_checked = 0.0
+        self._log = LogThrottle(log)
+        self._final: dict[str, Any] | None = None
         self._closed = False
         self._closing = False
         self._accepting = True
@@ -209,15 +249,51 @@ class DeliveryEngine:
         self.submit_many([(route, item, event_id)])
 
     def submit_many(self, events: Iterable[tuple[Route, StoredItem, str]]) -> int:
-        """Store (route, item, event_id) triples in one transaction; return how many."""
+        """Store (route, item, event_id) triples in one transaction; return how many.
+
+        Raises :class:`~destination.errors.StorageError` when the queue cannot
+        store them (nothing of this call is accepted then) and
+        :class:`~destination.errors.QueueFullError` at the configured cap.
+        """
         if not self._accepting:
             raise DeliveryError("delivery engine is closed: nothing more can be submitted")
-        stored = self.queue.put_many(events)
+        events = events if isinstance(events, list) else list(events)
+        self._check_room(len(events))
+        try:
+            stored = self.queue.put_many(events)
+        except StorageError as exc:
+            self._storage_failed(str(exc))
+            raise
+        self._storage_error = None
         if stored:
             self.counters.add(accepted=stored)
+            if self._pending_estimate is not None:
+                self._pending_estimate += stored
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: stored anyway
                 self._loop.call_soon_threadsafe(self._wake.set)
         return stored
+
+    def _check_room(self, adding: int) -> None:
+        """Refuse at the configured cap (events waiting, or bytes of storage)."""
+        options = self.options
+        if options.max_pending:
+            now = time.monotonic()
+            if self._pending_estimate is None or now - self._pending_checked > 1.0:
+                # Other processes (serve's workers, replay) add too: recount now and then.
+                self._pending_estimate = self.queue.stats().pending
+                self._pending_checked = now
+            if self._pending_estimate + adding > options.max_pending:
+                raise QueueFullError(
+                    f"the queue is full: {self._pending_estimate:,} events wait "
+                    f"(delivery.max_pending {options.max_pending:,})"
+                )
+        if options.max_queue_bytes:
+            size = self.queue.size_bytes()
+            if size is not None and size >= options.max_queue_bytes:
+                raise QueueFullError(
+                    f"the queue is full: {size:,} bytes stored "
+                    f"(delivery.max_queue_bytes {options.max_queue_bytes:,})"
+                )
 
     async def asubmit_many(self, events: Iterable[tuple[Route, StoredItem, str]]) -> int:
         """``submit_many`` for async callers (an ingest server): the write runs in a thread."""
@@ -233,14 +309,27 @@ class DeliveryEngine:
         Entries waiting for a retry later are not waited for. False on timeout
         or when delivery is stopped.
         """
+        return self._call(self._flush(), timeout, "flush")
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Deliver until nothing waits, retrying as the backoff says, for up to ``timeout`` s.
+
+        True when the queue is empty (everything delivered or dead-lettered);
+        False on timeout or when delivery is stopped. What is left stays queued.
+        """
+        return self._call(self._drain(), timeout, "drain")
+
+    def _call(self, coroutine: Any, timeout: float | None, what: str) -> bool:
         if self._closed:
+            coroutine.close()
             return False
         if threading.current_thread() is self._thread:
-            raise DeliveryError("flush() called from on_result or a hook would deadlock")
+            coroutine.close()
+            raise DeliveryError(f"{what}() called from on_result or a hook would deadlock")
         timeout = _finite(timeout)
-        future = asyncio.run_coroutine_threadsafe(self._flush(), self._loop)
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
         try:
-            return future.result(timeout)
+            return bool(future.result(timeout))
         except FutureTimeout:
             future.cancel()
             return False
@@ -249,7 +338,8 @@ class DeliveryEngine:
         """Flush within ``timeout`` seconds, keep the rest queued, release everything.
 
         Returns True when everything due was delivered before the deadline.
-        Safe to call twice.
+        Safe to call twice. :meth:`stats` still answers afterwards, with the
+        figures as they were once the engine had stopped.
         """
         if self._closed:
             return True
@@ -263,10 +353,14 @@ class DeliveryEngine:
         try:
             flushed = future.result(timeout + 30.0)
         finally:
-            self._closed = True
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=30.0)
             self._loop.close()
+            try:
+                self._final = self._snapshot(routes=True)
+            except StorageError as exc:
+                self._final = self._snapshot(routes=False, queue_error=str(exc))
+            self._closed = True
             self.queue.close()
         return flushed
 
@@ -275,8 +369,22 @@ class DeliveryEngine:
         if settings is not None:
             self._settings = settings
             self._secrets = [s for s in self.destination.secrets(settings) if s]
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._resume)
+
+    def _resume(self) -> None:
+        if self._stop_timer is not None:
+            self._stop_timer.cancel()
+            self._stop_timer = None
+        if self._stop_reason is not None:
+            log.info("delivery: resuming (was: %s)", self._stop_reason)
         self._stop_reason = None
-        self._loop.call_soon_threadsafe(self._wake.set)
+        self._wake.set()
+
+    @property
+    def settings(self) -> Any:
+        """The settings requests are built with now (:meth:`resume` replaces them)."""
+        return self._settings
 
     @property
     def stopped(self) -> bool:
@@ -286,14 +394,42 @@ class DeliveryEngine:
     def stop_reason(self) -> str | None:
         return self._stop_reason
 
-    def stats(self) -> dict[str, Any]:
-        """Counters, plus what the outbox holds and whether delivery is stopped."""
+    @property
+    def storage_error(self) -> str | None:
+        """The last failure of the queue's storage, until it works again."""
+        return self._storage_error
+
+    def stats(self, *, routes: bool = False) -> dict[str, Any]:
+        """Counters, what the queue holds and whether delivery is stopped.
+
+        ``routes=True`` adds ``routes`` (per route: what waits and its last
+        error, as dicts) and ``dead_letter_reasons``. After :meth:`close` the
+        figures are those at the moment the engine stopped.
+        """
+        if self._final is not None:
+            data = dict(self._final)
+            if not routes:
+                data.pop("routes", None)
+                data.pop("dead_letter_reasons", None)
+            return data
+        return self._snapshot(routes=routes)
+
+    def _snapshot(self, *, routes: bool, queue_error: str | None = None) -> dict[str, Any]:
         data: dict[str, Any] = self.counters.snapshot()
-        if not self._closed:
+        if queue_error is None:
             q = self.queue.stats()
             data.update(pending=q.pending, due=q.due, dead_letters=q.dead_letters)
+            if routes:
+                data["routes"] = [r.as_dict() for r in self.queue.route_stats()]
+                data["dead_letter_reasons"] = [
+                    {"reason": reason, "code": code, "count": count}
+                    for reason, code, count in self.queue.dead_letter_reasons()
+                ]
         data.update(
-            in_memory=len(self._claimed), stopped=self.stopped, stop_reason=self._stop_reason
+            in_memory=len(self._claimed),
+            stopped=self.stopped,
+            stop_reason=self._stop_reason,
+            storage_error=queue_error or self._storage_error,
         )
         return data
 
@@ -315,8 +451,22 @@ class DeliveryEngine:
     async def _start(self) -> None:
         self._wake = asyncio.Event()
         self._semaphore = asyncio.Semaphore(self.options.concurrency)
-        self._bucket = TokenBucket(self.options.rate, self.options.burst)
         self._pump_task = asyncio.create_task(self._pump(), name="destination-pump")
+
+    def _bucket(self, route: Route) -> TokenBucket:
+        bucket = self._buckets.get(route)
+        if bucket is None:
+            bucket = self._buckets[route] = TokenBucket(self.options.rate, self.options.burst)
+        return bucket
+
+    def _storage_failed(self, message: str) -> None:
+        self._storage_error = message
+        self._log.log(logging.ERROR, f"delivery: {message}")
+
+    def _nothing_left(self) -> bool:
+        """Nothing claimed and nothing waiting in the queue (delivered ones not yet removed
+        count as done)."""
+        return not self._claimed and self.queue.next_due() is None
 
     def _idle(self) -> bool:
         if self._claimed:
@@ -327,10 +477,19 @@ class DeliveryEngine:
     async def _pump(self) -> None:
         while not self._closing:
             try:
+                if self._unacked:
+                    self._ack_held()
                 more = self._pump_once()
+                if self._storage_error is not None and not self._unacked:
+                    self._storage_error = None
+            except StorageError as exc:
+                # A full disk, a lock held elsewhere: say it once per interval, try again.
+                self._storage_failed(self._redact(str(exc)))
+                more = False
             except Exception as exc:
-                # e.g. the outbox locked by a long transaction elsewhere: try again later.
-                log.error("delivery: reading the outbox failed: %s", self._redact(repr(exc)))
+                self._log.log(
+                    logging.ERROR, f"delivery: reading the queue failed: {self._redact(repr(exc))}"
+                )
                 more = False
             if more:
                 await asyncio.sleep(0)  # let sends progress between claims
@@ -341,6 +500,9 @@ class DeliveryEngine:
         """Claim what fits in the window and start the batches that are ready.
 
         Returns True when the claim was full, i.e. more may be due right away.
+        A batch smaller than the batch size leaves only when nothing more is
+        due to join it (or the window is full of requests in flight, which
+        free room as they finish).
         """
         batcher = self._batcher
         if self._stop_reason is not None:
@@ -349,21 +511,27 @@ class DeliveryEngine:
             return False
         more = False
         room = self._window - len(self._claimed)
+        saturated = room <= 0
         if room > 0:
             want = min(room, self.options.batch_size)
             entries = self.queue.claim(want)
-            more = len(entries) == want
+            full = len(entries) == want
+            # A claim cut short by the window, not by what is due: more may be waiting.
+            saturated = full and want < self.options.batch_size
+            more = full and not saturated
             now = time.monotonic()
             for entry in entries:
                 self._claimed[entry.seq] = entry
                 for batch in batcher.add(entry, now):
                     self._spawn(batch)
-        if self._flushing:
-            ready = batcher.drain()
-        elif not more:
-            ready = batcher.due(time.monotonic())
-        else:
+        if more or (saturated and self._tasks):
+            # More is due: fill the open batches first. Requests in flight free room
+            # (and wake the pump) as they finish.
             ready = []
+        elif self._flushing:
+            ready = batcher.drain()
+        else:
+            ready = batcher.due(time.monotonic())
         for batch in ready:
             self._spawn(batch)
         return more
@@ -374,9 +542,10 @@ class DeliveryEngine:
         if deadline is not None:
             timeout = min(timeout, max(0.0, deadline - time.monotonic()))
         if self._stop_reason is None and len(self._claimed) < self._window:
-            next_due = self.queue.next_due()
-            if next_due is not None:
-                timeout = min(timeout, max(0.0, next_due - time.time()))
+            with contextlib.suppress(StorageError):
+                next_due = self.queue.next_due()
+                if next_due is not None:
+                    timeout = min(timeout, max(0.0, next_due - time.time()))
         # call_later rather than wait_for: wait_for can swallow a cancellation (bpo-42130).
         timer = asyncio.get_running_loop().call_later(max(timeout, 0.001), self._wake.set)
         try:
@@ -393,7 +562,11 @@ class DeliveryEngine:
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.error("delivery task failed: %s", self._redact(repr(task.exception())))
+            exc = task.exception()
+            if isinstance(exc, StorageError):
+                self._storage_failed(self._redact(str(exc)))
+            else:
+                self._log.log(logging.ERROR, f"delivery task failed: {self._redact(repr(exc))}")
         self._wake.set()
 
     async def _flush(self) -> bool:
@@ -403,9 +576,24 @@ class DeliveryEngine:
             while True:
                 if self._stop_reason is not None:
                     return False
-                if self._idle():
-                    return True
+                with contextlib.suppress(StorageError):
+                    if self._idle():
+                        return True
                 await asyncio.sleep(0.01)
+        finally:
+            self._flushing -= 1
+
+    async def _drain(self) -> bool:
+        self._flushing += 1
+        self._wake.set()
+        try:
+            while True:
+                if self._stop_reason is not None:
+                    return False
+                with contextlib.suppress(StorageError):
+                    if self._nothing_left():
+                        return True
+                await asyncio.sleep(0.02)
         finally:
             self._flushing -= 1
 
@@ -417,12 +605,28 @@ class DeliveryEngine:
         self._closing = True
         self._wake.set()
         await self._pump_task
+        if self._stop_timer is not None:
+            self._stop_timer.cancel()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._batcher.drain()
+        if self._unacked:
+            with contextlib.suppress(StorageError):
+                self._ack_held()
+            if self._unacked:
+                log.error(
+                    "delivery: %d delivered events could not be removed from the queue (%s); "
+                    "a later run sends them again and TikTok deduplicates them by event_id",
+                    len(self._unacked),
+                    self._storage_error,
+                )
         if self._claimed:
-            self.queue.release(list(self._claimed))
+            try:
+                self.queue.release(list(self._claimed))
+            except StorageError as exc:
+                # Not lost: claims of a dead process are handed out again on the next start.
+                self._storage_failed(self._redact(str(exc)))
             self._claimed.clear()
         try:
             await self.executor.aclose()
@@ -437,7 +641,8 @@ class DeliveryEngine:
             await self._deliver_batch(entries)
         except Exception:
             # Never strand claimed entries: give back whatever this batch still holds.
-            self._release(entries)
+            with contextlib.suppress(StorageError):
+                self._release(entries)
             raise
 
     async def _deliver_batch(self, entries: list[Entry]) -> None:
@@ -447,22 +652,25 @@ class DeliveryEngine:
             self._release(entries)
             return
         route = entries[0].route
+        bucket = self._bucket(route)
         async with self._semaphore:
             if self._stop_reason is not None:
                 self._release(entries)
                 return
-            await self._bucket.acquire()
+            await bucket.acquire()
             verdict = await self._attempt(route, entries)
         outcome = verdict.outcome
         if outcome is Outcome.DELIVERED:
-            self._bucket.succeeded()
+            bucket.succeeded()
+            self._rate_limited_in_a_row.pop(route, None)
             self._resolve_delivered(entries, verdict)
         elif outcome is Outcome.RETRY:
-            self._bucket.throttled()
-            self._resolve_retry(entries, verdict)
+            if verdict.rate_limited or verdict.status is None or verdict.status >= 500:
+                bucket.throttled()  # the route slows down as a whole, not each event
+            self._resolve_retry(route, entries, verdict)
         elif outcome is Outcome.STOP:
             self._stop(verdict, len(entries))
-            self._release(entries)
+            self._release(entries, self._stop_reason)
         elif len(entries) == 1:
             self._resolve_dead(entries, verdict, ResultOutcome.REJECTED, verdict.message)
         else:
@@ -489,7 +697,7 @@ class DeliveryEngine:
                 self._settings, route, [e.item_json for e in entries]
             )
         except ConfigurationError as exc:
-            return Verdict(Outcome.STOP, message=self._redact(str(exc)))
+            return Verdict(Outcome.STOP, message=self._redact(f"settings: {exc}"))
         except DestinationError as exc:
             return Verdict(Outcome.REJECTED, message=self._redact(str(exc)))
         except Exception as exc:  # a bug or wrong settings: stop, keep everything queued
@@ -504,7 +712,7 @@ class DeliveryEngine:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("executor error: %s", self._redact(repr(exc)))
+            self._log.log(logging.WARNING, f"executor error: {self._redact(repr(exc))}")
             return Verdict(
                 Outcome.RETRY, message=self._redact(f"executor error: {type(exc).__name__}: {exc}")
             )
@@ -513,22 +721,14 @@ class DeliveryEngine:
         try:
             verdict = self.destination.classify(response.status, response.headers, response.body)
         except Exception as exc:
-            log.warning("could not read the answer: %s", self._redact(repr(exc)))
+            self._log.log(logging.WARNING, f"could not read the answer: {self._redact(repr(exc))}")
             return Verdict(
                 Outcome.RETRY,
                 status=response.status,
                 message=self._redact(f"unreadable answer (HTTP {response.status}): {exc}"),
             )
         if verdict.message:
-            verdict = Verdict(
-                verdict.outcome,
-                self._redact(verdict.message),
-                verdict.status,
-                verdict.code,
-                verdict.retry_after,
-                verdict.index,
-                verdict.min_backoff,
-            )
+            verdict = dataclasses.replace(verdict, message=self._redact(verdict.message))
         return verdict
 
     def _verdict_from_error(self, exc: DeliveryError) -> Verdict:
@@ -550,14 +750,33 @@ class DeliveryEngine:
             del self._claimed[seq]
         return seqs
 
-    def _release(self, entries: Sequence[Entry]) -> None:
-        seqs = self._forget(entries)
+    def _release(self, entries: Sequence[Entry], error: str | None = None) -> None:
+        seqs = [e.seq for e in entries if e.seq in self._claimed]
         if seqs:
-            self.queue.release(seqs)
+            self.queue.release(seqs, error)
+            self._forget(entries)
+
+    def _ack_held(self) -> None:
+        """Remove delivered entries whose removal failed before (storage is back)."""
+        held = self._unacked
+        self.queue.ack(held)
+        for seq in held:
+            self._claimed.pop(seq, None)
+        self._unacked = []
 
     def _resolve_delivered(self, entries: Sequence[Entry], verdict: Verdict) -> None:
-        self.queue.ack([e.seq for e in entries])
-        self._forget(entries)
+        seqs = [e.seq for e in entries]
+        try:
+            self.queue.ack(seqs)
+        except StorageError as exc:
+            # Delivered all the same: hold them as claimed (never resent by this process)
+            # and remove them once storage works again.
+            self._storage_failed(self._redact(str(exc)))
+            self._unacked.extend(seqs)
+        else:
+            self._forget(entries)
+        if self._pending_estimate is not None:
+            self._pending_estimate -= len(entries)
         self.counters.add(delivered=len(entries))
         self._emit(
             entries,
@@ -572,7 +791,7 @@ class DeliveryEngine:
             ),
         )
 
-    def _resolve_retry(self, entries: Sequence[Entry], verdict: Verdict) -> None:
+    def _resolve_retry(self, route: Route, entries: Sequence[Entry], verdict: Verdict) -> None:
         policy = self.options.retry
         now = time.time()
         expired = [e for e in entries if policy.expired(e.enqueued_at, now)]
@@ -581,11 +800,15 @@ class DeliveryEngine:
             f"HTTP {verdict.status}" if verdict.status else "retryable error"
         )
         if waiting:
-            self.queue.retry(
-                [e.seq for e in waiting],
-                [now + policy.delay(e.attempts + 1, verdict) for e in waiting],
-                what,
-            )
+            # One backoff decision for the whole request: its entries come back together.
+            attempt = max(e.attempts for e in waiting) + 1
+            delay = policy.delay(attempt, verdict)
+            if verdict.rate_limited:
+                in_a_row = self._rate_limited_in_a_row.get(route, 0) + 1
+                self._rate_limited_in_a_row[route] = in_a_row
+                if in_a_row >= self.options.rate_limit_pause_after:
+                    delay = max(delay, self.options.rate_limit_pause)
+            self.queue.retry([e.seq for e in waiting], now + delay, what)
             self._forget(waiting)
             self.counters.add(retried=len(waiting))
         if expired:
@@ -598,6 +821,8 @@ class DeliveryEngine:
         reason = reason or "rejected by the destination"
         self.queue.dead_letter([e.seq for e in entries], reason, verdict.code)
         self._forget(entries)
+        if self._pending_estimate is not None:
+            self._pending_estimate -= len(entries)
         if outcome is ResultOutcome.REJECTED:
             self.counters.add(rejected=len(entries), dead_lettered=len(entries))
         else:
@@ -626,12 +851,16 @@ class DeliveryEngine:
         )
         # Only an answer from the destination is about credentials; a local stop
         # (an executor's output closed) just keeps the events.
-        advice = " — fix the access token or permissions, then restart" if codes else ""
+        advice = " — fix the settings (token, pixel, api_base_url), then restart" if codes else ""
         self._stop_reason = self._redact(
             f"delivery stopped: {detail}{f' ({codes})' if codes else ''}; "
             f"events stay queued in the outbox{advice}"
         )
         log.error("%s", self._stop_reason)
+        interval = self.options.stop_retry_interval
+        if interval and not self._closing:
+            # Try again by itself later: a revoked token may be restored, an outage end.
+            self._stop_timer = asyncio.get_running_loop().call_later(interval, self._resume)
 
     def _emit(self, entries: Sequence[Entry], make: Callable[[Entry], DeliveryResult]) -> None:
         hook = pm.hook.delivery_result
