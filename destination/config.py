@@ -42,6 +42,11 @@ _ENGINE_OPTIONS = (
     "burst",
     "window",
     "poll_interval",
+    "rate_limit_pause_after",
+    "rate_limit_pause",
+    "stop_retry_interval",
+    "max_pending",
+    "max_queue_bytes",
 )
 #: ``delivery:`` key -> RetryPolicy field.
 _RETRY_OPTIONS = {"max_age": "max_age", "retry_base": "base", "retry_cap": "cap"}

@@ -405,6 +405,33 @@ class Runtime:
         """Send everything due now; True when nothing due is left unsent."""
         return self.engine.flush(timeout)
 
+    def drain(self, timeout: float | None = None) -> bool:
+        """Deliver until nothing waits, retrying as the backoff says, for up to ``timeout``
+        seconds; True when the queue is empty. What is left stays queued."""
+        return self.engine.drain(timeout)
+
+    def reload_settings(
+        self,
+        raw: Mapping[str, Any] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        """Validate new settings and deliver with them from now on, resuming a stop.
+
+        ``raw`` defaults to the config's settings; the environment overrides it
+        as at start-up. Queued events go where the new settings say (the queue
+        holds only the instance's name). On a settings error nothing changes.
+        """
+        source = self.config.settings if raw is None else raw
+        try:
+            settings = self.destination.load_settings(
+                source, os.environ if environ is None else environ
+            )
+        except SettingsError as exc:
+            raise self.config.settings_error(exc) from None
+        self.settings = settings
+        self._secrets = [s for s in self.destination.secrets(settings) if s]
+        self.engine.resume(settings)
+
     async def aflush(self, timeout: float | None = None) -> bool:
         return await self.engine.aflush(timeout)
 
@@ -447,9 +474,18 @@ class Runtime:
     def stop_reason(self) -> str | None:
         return self.engine.stop_reason
 
-    def stats(self) -> dict[str, Any]:
-        """Counters, outbox figures, matches per preset and the payload-error reasons."""
-        data = self.engine.stats()
+    @property
+    def storage_error(self) -> str | None:
+        """The last failure of the queue's storage (disk full...), until it works again."""
+        return self.engine.storage_error
+
+    def stats(self, *, routes: bool = False) -> dict[str, Any]:
+        """Counters, outbox figures, matches per preset and the payload-error reasons.
+
+        ``routes=True`` adds what waits per route with its last error, and the
+        dead letters by reason. After :meth:`close`: the figures at the end.
+        """
+        data = self.engine.stats(routes=routes)
         with self._lock:
             data["matched_by_preset"] = dict(self._by_preset)
             data["invalid_reasons"] = dict(self._reasons.most_common())
