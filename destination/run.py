@@ -9,11 +9,16 @@ number; the run goes on. Without an access token the run delivers to the
 embedded TikTok sandbox (started in-process, on loopback) and says so, which
 is what makes the README's quickstart work on a fresh machine.
 
-Exit codes: 0 the run completed (bad lines and invalid events included);
-1 a dry or sandbox run ended with events undelivered (its outbox is
-temporary); 2 a configuration or usage error, before any event was read;
-3 delivery stopped on an authentication or permission answer (events stay
-queued), or the dry-run output was closed.
+Exit codes, in order of precedence (docs/cli.md):
+2 a configuration or usage error, before any event was read;
+3 delivery stopped (an authentication or permission answer, no TikTok API at
+the configured address, the dry-run output closed): the whole input is still
+read and stored, and the events stay queued;
+1 a dry or sandbox run ended with events undelivered (its outbox is temporary);
+75 (EX_TEMPFAIL) events are still queued for a later run or
+``destination outbox flush``, or the outbox could not store more (disk full);
+0 nothing deliverable is left: invalid, unmatched and dead-lettered events
+included (they are listed).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ import orjson
 from .cli import int_between
 from .config import Config, load_config
 from .delivery.engine import DeliveryResult, ResultOutcome
-from .errors import DestinationError, kind_of
+from .errors import DestinationError, StorageError, kind_of
 from .host import EventOutcome, Runtime
 from .sandboxmode import SANDBOX_PIXEL, token_configured, use_sandbox
 
@@ -49,7 +54,7 @@ CHUNK = 500
 #: Bad lines and invalid events reported one by one before only counting them.
 SHOWN_PROBLEMS = 20
 
-EXIT_OK, EXIT_UNDELIVERED, EXIT_CONFIG, EXIT_STOPPED = 0, 1, 2, 3
+EXIT_OK, EXIT_UNDELIVERED, EXIT_CONFIG, EXIT_STOPPED, EXIT_QUEUED = 0, 1, 2, 3, 75
 DRY_RUN_TOKEN = "dry-run-token"
 
 
@@ -92,7 +97,7 @@ def add_parser(subparsers: Any) -> None:
         default=60.0,
         metavar="SECONDS",
         help="how long to keep retrying at the end before leaving the rest queued "
-        "(default: %(default)s)",
+        "(default: %(default)s); the run returns within this plus a second",
     )
     parser.add_argument(
         "--progress",
@@ -123,6 +128,8 @@ class Tally:
     bad_reasons: Counter[str] = field(default_factory=Counter)
     shown: int = 0
     dead_reasons: Counter[str] = field(default_factory=Counter)
+    #: where reading stopped because the outbox could not store (file:line), and why
+    storage_stop: str | None = None
 
     def on_result(self, result: DeliveryResult) -> None:
         """Count why events were dead-lettered (called on the engine's thread)."""
@@ -152,23 +159,52 @@ def run(args: argparse.Namespace) -> int:
         if note:
             print(note, file=err)
         started = time.monotonic()
+        deadline = None
         try:
             with _progress(args.progress, args.events) as progress:
-                for chunk in _chunks(args.events, tally, progress):
-                    outcomes = runtime.process_batch([event for _, _, event in chunk])
-                    _report_invalid(chunk, outcomes, tally)
-                    if runtime.stopped:
-                        break
-            _drain(runtime, args.wait)
-            stats = runtime.stats()
+                _read_all(runtime, args.events, tally, progress)
+            # The whole --wait: retries as the backoff says, then close within what is left.
+            deadline = time.monotonic() + args.wait
+            if not tally.storage_stop:
+                runtime.drain(args.wait)
         finally:
-            runtime.close(timeout=5.0)
+            left = 0.0 if deadline is None else max(0.0, deadline - time.monotonic())
+            runtime.close(timeout=left)
+        # Read after the engine closed: what it delivered while closing is counted.
+        stats = runtime.stats(routes=True)
         elapsed = time.monotonic() - started
     _summary(stats, tally, elapsed, dry_run=args.dry_run)
+    return _verdict(stats, tally, config, temporary)
+
+
+def _read_all(runtime: Runtime, paths: list[str], tally: Tally, progress: Any) -> None:
+    """Hand every good line to the runtime; stop reading only when the outbox cannot store.
+
+    A stopped delivery does not stop the reading: the events are stored and
+    wait for the fixed settings (exit 3 says so).
+    """
+    for chunk in _chunks(paths, tally, progress):
+        try:
+            outcomes = runtime.process_batch([event for _, _, event in chunk])
+        except StorageError as exc:
+            name, number, _ = chunk[0]
+            tally.storage_stop = f"{exc}; stopped reading at {name}:{number}"
+            print(
+                f"destination run: {tally.storage_stop} (the events before it are stored; "
+                "run again from there once the outbox has room)",
+                file=sys.stderr,
+            )
+            return
+        _report_invalid(chunk, outcomes, tally)
+
+
+def _verdict(stats: dict[str, Any], tally: Tally, config: Config, temporary: bool) -> int:
+    """The exit code, by the precedence of docs/cli.md, with its cause on stderr."""
+    err = sys.stderr
+    pending = stats.get("pending") or 0
     if stats["stopped"]:
         print(f"destination run: {stats['stop_reason']}", file=err)
         return EXIT_STOPPED
-    pending = stats.get("pending")
     if pending and temporary:
         print(
             f"destination run: {pending} event(s) were not delivered before the end and go "
@@ -176,13 +212,30 @@ def run(args: argparse.Namespace) -> int:
             file=err,
         )
         return EXIT_UNDELIVERED
+    if tally.storage_stop:
+        return EXIT_QUEUED
     if pending:
         print(
-            f"{pending} event(s) still queued in {config.delivery.outbox}: "
+            f"destination run: {pending:,} event(s) still queued in {config.delivery.outbox}: "
             "the next run or `destination outbox flush` sends them",
             file=err,
         )
+        for line in _route_errors(stats):
+            print(f"  {line}", file=err)
+        return EXIT_QUEUED
     return EXIT_OK
+
+
+def _route_errors(stats: dict[str, Any]) -> list[str]:
+    """One line per route that still holds events: how many, and the last error."""
+    lines = []
+    for route in stats.get("routes") or ():
+        label = f"{route['route']['instance']}/{route['route']['event_source']}"
+        text = f"{label}: {route['pending']:,} queued"
+        if route.get("last_error"):
+            text += f"; last error: {route['last_error']} ({route['last_error_count']:,} events)"
+        lines.append(text)
+    return lines
 
 
 def _check_inputs(paths: list[str]) -> str | None:
@@ -330,18 +383,6 @@ def _report_invalid(chunk: list[Line], outcomes: list[EventOutcome], tally: Tall
             _show(tally, f"{name}:{number}: {error}")
 
 
-def _drain(runtime: Runtime, wait: float) -> None:
-    """Deliver what is queued, retrying for up to ``wait`` seconds; the rest stays queued."""
-    deadline = time.monotonic() + max(0.0, wait)
-    while True:
-        left = deadline - time.monotonic()
-        runtime.flush(max(0.0, left))
-        stats = runtime.engine.stats()
-        if runtime.stopped or not stats.get("pending") or time.monotonic() >= deadline:
-            return
-        time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
-
-
 class _NoProgress:
     def advance(self, n: int) -> None:
         pass
@@ -417,6 +458,14 @@ def _summary(stats: dict[str, Any], tally: Tally, elapsed: float, *, dry_run: bo
     for reason, count in tally.dead_reasons.most_common(5):
         table.add_row(f"  {_short(reason)}", f"{count:,}")
     table.add_row("still queued", f"{stats.get('pending', 0):,}")
+    for route in stats.get("routes") or ():
+        if route.get("last_error"):
+            label = f"{route['route']['instance']}/{route['route']['event_source']}"
+            table.add_row(
+                f"  {label}: {_short(route['last_error'])}", f"{route['last_error_count']:,}"
+            )
+    if stats.get("storage_error") or tally.storage_stop:
+        table.add_row(f"  outbox: {_short(tally.storage_stop or stats['storage_error'])}", "")
     table.add_row("seconds", f"{elapsed:,.1f}")
     Console(file=sys.stderr).print(table)
 
