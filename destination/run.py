@@ -130,6 +130,8 @@ class Tally:
     dead_reasons: Counter[str] = field(default_factory=Counter)
     #: where reading stopped because the outbox could not store (file:line), and why
     storage_stop: str | None = None
+    #: events of the chunk the outbox refused (read, not stored)
+    unstored: int = 0
 
     def on_result(self, result: DeliveryResult) -> None:
         """Count why events were dead-lettered (called on the engine's thread)."""
@@ -189,6 +191,7 @@ def _read_all(runtime: Runtime, paths: list[str], tally: Tally, progress: Any) -
         except StorageError as exc:
             name, number, _ = chunk[0]
             tally.storage_stop = f"{exc}; stopped reading at {name}:{number}"
+            tally.unstored = len(chunk)
             print(
                 f"destination run: {tally.storage_stop} (the events before it are stored; "
                 "run again from there once the outbox has room)",
@@ -450,6 +453,8 @@ def _summary(stats: dict[str, Any], tally: Tally, elapsed: float, *, dry_run: bo
     for preset, count in sorted(stats["matched_by_preset"].items(), key=lambda kv: -kv[1]):
         table.add_row(f"  {preset}", f"{count:,}")
     table.add_row("not matched", f"{tally.events - stats['matched']:,}")
+    if tally.storage_stop:
+        table.add_row("not stored (outbox)", f"{tally.unstored:,}")
     table.add_row("invalid", f"{stats['invalid']:,}")
     for reason, count in list(stats["invalid_reasons"].items())[:5]:
         table.add_row(f"  {_short(reason)}", f"{count:,}")

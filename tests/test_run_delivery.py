@@ -6,10 +6,14 @@ Every endpoint is the TikTok sandbox on loopback, or a port nobody listens on.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import socket
 import sqlite3
+import subprocess
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -102,7 +106,7 @@ def test_wrong_pixel_stops_with_exit_3_then_the_fixed_setting_delivers_all(tmp_p
 
         write_config(config, base_url=box.url)  # the operator fixes the pixel
         code = main(["outbox", "flush", "--config", str(config)])
-        out, err = capsys.readouterr()
+        _, err = capsys.readouterr()
         assert code == 0, err
         assert {e.event_id for e in box.events(PIXEL)} == {f"m{i}" for i in range(300)}
         assert queued(outbox) == 0
@@ -192,3 +196,89 @@ def test_stopped_run_reads_every_line(tmp_path, capsys):
     assert "40105" in err
     summary: dict[str, Any] = _summary(err)
     assert summary["events"] == 1700 and summary["still queued"] == 1700
+
+
+@contextlib.contextmanager
+def small_disk(path: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted at ``path``; skips the test where mounting is not allowed."""
+    path.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_disk_full_stops_reading_with_one_line_and_resends_nothing_delivered(tmp_path, capsys):
+    events = write_events(tmp_path / "events.ndjson", 30_000)
+    (tmp_path / "none.ndjson").write_text("")
+    with (
+        small_disk(tmp_path / "small", "12m") as disk,
+        Sandbox(tokens=[TOKEN], pixels=[PIXEL]) as box,
+    ):
+        ballast = disk / "ballast"
+        ballast.write_bytes(b"\0" * 1_000_000)  # room to give back afterwards
+        config = write_config(tmp_path / "destination.yaml", base_url=box.url)
+        outbox = disk / "outbox.sqlite3"
+        code = main(
+            ["run", str(events), "--config", str(config), "--outbox", str(outbox), "--wait", "5"]
+        )
+        _, err = capsys.readouterr()
+        assert code == 75
+        assert "Traceback" not in err
+        assert "disk is full" in err and "stopped reading at" in err
+        assert err.count("disk is full") <= 6, err  # one line per failure, not thousands
+        summary = _summary(err)
+        assert summary["not stored (outbox)"] == 500  # the chunk that could not be stored
+        delivered = {e.event_id for e in box.events()}
+        assert delivered and not box.duplicates()
+
+        ballast.unlink()  # the operator frees space; what was stored goes out, once
+        code = main(
+            ["run", str(tmp_path / "none.ndjson"), "--config", str(config), "--outbox", str(outbox)]
+        )
+        assert code == 0
+        capsys.readouterr()
+        assert not box.duplicates(), "an acknowledged event was sent again"
+        stored = {e.event_id for e in box.events()}
+    # Everything before the line where reading stopped arrived; nothing after it was taken.
+    stopped_at = int(err.split("stopped reading at ")[1].split(":")[1].split()[0].rstrip(";"))
+    assert stored == {f"m{i}" for i in range(stopped_at - 1)}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_a_full_disk_still_acknowledges_what_was_delivered(tmp_path):
+    """The outbox keeps space in reserve: on a full disk, delivered entries are still
+    removed (never sent again), and new events are refused until there is room."""
+    from destination.actions import Route
+    from destination.delivery import SqliteQueue
+    from destination.errors import StorageError
+
+    with small_disk(tmp_path / "small", "12m") as disk:
+        queue = SqliteQueue(disk / "outbox.sqlite3", reserve_bytes=2 << 20)
+        route = Route("tiktok", "web")
+        queue.put_many(
+            [(route, {"event_id": f"e{i}", "pad": "x" * 400}, f"e{i}") for i in range(3000)]
+        )
+        claimed = queue.claim(1000)
+        filler = disk / "filler"
+        with filler.open("wb") as handle, contextlib.suppress(OSError):
+            while True:
+                handle.write(b"\0" * 65536)
+                handle.flush()
+        with pytest.raises(StorageError, match="full"):
+            queue.put_many([(route, {"event_id": "late"}, "late")])
+        queue.ack([e.seq for e in claimed])  # the reserve makes room for this
+        assert queue.stats().pending == 2000
+        with pytest.raises(StorageError, match="disk is full"):
+            queue.put_many([(route, {"event_id": "late"}, "late")])
+        filler.unlink()
+        assert queue.put_many([(route, {"event_id": "late"}, "late")]) == 1  # room again
+        queue.close()

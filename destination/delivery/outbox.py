@@ -305,6 +305,30 @@ def _storage(method: Callable[..., _T]) -> Callable[..., _T]:
     return wrapper
 
 
+def _settling(method: Callable[..., _T]) -> Callable[..., _T]:
+    """For what settles claimed entries (ack, retry, release, dead letter): on a full
+    disk, give up the reserved space and try once more.
+
+    Removing acknowledged rows needs room in the write-ahead log too; without
+    it a delivered event would stay queued and be sent again after a restart.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: SqliteQueue, *args: Any, **kwargs: Any) -> _T:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            if not _is_full(exc) or not self._release_reserve():
+                raise
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+def _is_full(exc: BaseException) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "full" in str(exc)
+
+
 def _describe(exc: BaseException) -> str:
     text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     if isinstance(exc, sqlite3.DatabaseError) and "not a database" in text:
@@ -331,12 +355,15 @@ class SqliteQueue:
         deliver: bool = True,
         synchronous: str = "NORMAL",
         create: bool = True,
+        reserve_bytes: int = 8 << 20,
     ) -> None:
         if synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
             raise ConfigurationError(f"outbox: unknown synchronous mode {synchronous!r}")
         self.path = str(path)
         self._lock = threading.Lock()
         self._lock_file: Any = None
+        #: space kept free for settling claimed entries when the disk fills (deliverer only)
+        self._reserve_bytes = reserve_bytes if deliver and self.path != ":memory:" else 0
         self._routes: dict[Route, int] = {}
         self._route_by_id: dict[int, Route] = {}
         if not create and self.path != ":memory:":
@@ -374,6 +401,38 @@ class SqliteQueue:
         except BaseException:
             self._db.close()
             raise
+        self._take_reserve()
+
+    # -- the reserve: room to settle what is in flight on a full disk ------------
+
+    @property
+    def _reserve_path(self) -> str:
+        return self.path + ".reserve"
+
+    def _take_reserve(self) -> bool:
+        """Hold ``reserve_bytes`` of the disk in a file next to the outbox; True if held."""
+        if not self._reserve_bytes:
+            return True
+        if os.path.exists(self._reserve_path):
+            return True
+        try:
+            with open(self._reserve_path, "wb") as handle:
+                os.posix_fallocate(handle.fileno(), 0, self._reserve_bytes)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(self._reserve_path)
+            return False
+        return True
+
+    def _release_reserve(self) -> bool:
+        """Give the reserved space back to the file system; True if there was some."""
+        if not self._reserve_bytes:
+            return False
+        try:
+            os.unlink(self._reserve_path)
+        except OSError:
+            return False
+        return True
 
     def _migrate(self) -> None:
         """Create the tables, or bring an older outbox to the current layout in place."""
@@ -465,6 +524,14 @@ class SqliteQueue:
             events = list(events)
             if not events:
                 return 0
+            if not self._take_reserve():
+                # The reserve went to settling deliveries and the disk has no room to take it
+                # back: new events would eat the space acknowledgements need.
+                raise StorageError(
+                    f"outbox {self.path}: disk is full: no room for the "
+                    f"{self._reserve_bytes / 1e6:g} MB kept free next to the outbox "
+                    "to acknowledge deliveries"
+                )
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 rows = [
@@ -538,10 +605,12 @@ class SqliteQueue:
             self._db.execute("COMMIT")
 
     @_storage
+    @_settling
     def ack(self, seqs: Sequence[int]) -> None:
         self._many("DELETE FROM outbox WHERE seq = ?", ((s,) for s in seqs))
 
     @_storage
+    @_settling
     def retry(self, seqs: Sequence[int], next_attempt_at: float, error: str) -> None:
         self._many(
             "UPDATE outbox SET claimed = 0, attempts = attempts + 1, next_attempt_at = ?,"
@@ -550,6 +619,7 @@ class SqliteQueue:
         )
 
     @_storage
+    @_settling
     def release(self, seqs: Sequence[int], error: str | None = None) -> None:
         if error is None:
             self._many("UPDATE outbox SET claimed = 0 WHERE seq = ?", ((s,) for s in seqs))
@@ -560,6 +630,7 @@ class SqliteQueue:
             )
 
     @_storage
+    @_settling
     def dead_letter(self, seqs: Sequence[int], reason: str, code: int | None = None) -> None:
         now = time.time()
         with self._lock:
@@ -757,6 +828,8 @@ class SqliteQueue:
             self._closed = True
             with contextlib.suppress(sqlite3.Error):
                 self._db.close()
+            if self._reserve_bytes:
+                self._release_reserve()
             if self._lock_file is not None:
                 fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
                 self._lock_file.close()
