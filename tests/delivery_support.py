@@ -25,14 +25,8 @@ TOKEN = "tok-SECRET-123456"
 URL = "http://fake.test/open_api/v1.3/event/track/"
 
 
-def route(url: str = URL, source_id: str = "PIXEL1", test_code: str | None = None) -> Route:
-    return Route(
-        destination="fake",
-        url=url,
-        event_source="web",
-        event_source_id=source_id,
-        test_event_code=test_code,
-    )
+def route() -> Route:
+    return Route(destination="fake", event_source="web")
 
 
 def item(n: int, **extra: Any) -> dict[str, Any]:
