@@ -140,7 +140,7 @@ def _preset_row(preset: Any, event: str) -> dict[str, Any]:
 
 
 def _add_outbox(subparsers: Any) -> None:
-    """``destination outbox status|dead-letters|replay|flush``: inspect and operate the outbox."""
+    """``destination outbox status|dead-letters|replay|flush|purge``: inspect and operate it."""
     from .delivery import commands
 
     outbox = subparsers.add_parser(
@@ -153,10 +153,19 @@ def _add_outbox(subparsers: Any) -> None:
     common.add_argument(
         "--outbox",
         metavar="PATH",
-        default=str(commands.DEFAULT_OUTBOX_PATH),
-        help="outbox database (default: %(default)s)",
+        default=None,
+        help="outbox database (default: the config's delivery.outbox, else "
+        f"{commands.DEFAULT_OUTBOX_PATH})",
     )
-    status = actions.add_parser("status", parents=[common], help="what waits, what is dead")
+    common.add_argument(
+        "--config",
+        metavar="FILE",
+        default=None,
+        help="configuration file: its outbox, destination, settings and delivery options",
+    )
+    status = actions.add_parser(
+        "status", parents=[common], help="what waits (per route, last error), what is dead"
+    )
     status.add_argument("--json", action="store_true", help="one JSON object")
     status.set_defaults(handler=commands.status)
     dead = actions.add_parser("dead-letters", parents=[common], help="list dead letters")
@@ -168,12 +177,44 @@ def _add_outbox(subparsers: Any) -> None:
     replay.add_argument("--all", action="store_true", help="replay every dead letter")
     replay.set_defaults(handler=commands.replay)
     flush = actions.add_parser(
-        "flush", parents=[common], help="send everything now (settings from the environment)"
+        "flush",
+        parents=[common],
+        help="send everything now (settings from the config, the environment overriding)",
+        description="Send every waiting event now, retrying as the backoff says, for up to "
+        "--timeout seconds. Exit 0 when nothing is left, 2 for a configuration or usage "
+        "problem, 3 when delivery stopped (token, permission, wrong URL), 75 when events "
+        "are still queued.",
     )
-    flush.add_argument("--destination", default="tiktok", help="destination (default: tiktok)")
-    flush.add_argument("--executor", default="http", help="executor (default: http)")
+    flush.add_argument(
+        "--destination", default=None, help="destination (default: the config's, else tiktok)"
+    )
+    flush.add_argument(
+        "--executor", default=None, help="executor (default: the config's, else http)"
+    )
     flush.add_argument("--timeout", type=float, default=60.0, help="seconds (default: 60)")
     flush.set_defaults(handler=commands.flush)
+    purge = actions.add_parser(
+        "purge",
+        parents=[common],
+        help="remove waiting events and dead letters for good",
+        usage="%(prog)s (--all | --event-id ID [ID ...] | --older-than DURATION) [--yes] "
+        "[--outbox PATH] [--config FILE]",
+        description="Remove the waiting events and dead letters chosen by exactly one of "
+        "--all, --event-id or --older-than. Refused while a run, serve or flush delivers "
+        "from the outbox. Asks first on a terminal; elsewhere --yes is required.",
+    )
+    purge.add_argument("--all", action="store_true", help="everything in the outbox")
+    purge.add_argument(
+        "--event-id", dest="event_ids", nargs="+", default=None, metavar="ID", help="these events"
+    )
+    purge.add_argument(
+        "--older-than",
+        default=None,
+        metavar="DURATION",
+        help="accepted more than DURATION ago: 90s, 30m, 12h, 7d (a bare number: seconds)",
+    )
+    purge.add_argument("--yes", action="store_true", help="do not ask")
+    purge.set_defaults(handler=commands.purge)
 
 
 def int_between(what: str, low: int, high: int) -> Callable[[str], int]:
