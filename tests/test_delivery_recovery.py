@@ -259,7 +259,7 @@ def test_an_outbox_of_a_newer_layout_is_refused_with_the_way_out(tmp_path):
     SqliteQueue(path).close()
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA user_version = 9")
-    with pytest.raises(ConfigurationError, match="newer version .*outbox flush"):
+    with pytest.raises(ConfigurationError, match=r"newer version .*outbox flush"):
         SqliteQueue(path)
 
 
