@@ -20,12 +20,12 @@ def outbox(tmp_path):
     """An outbox with 3 pending events (one waiting for a retry) and 2 dead letters."""
     path = tmp_path / "outbox.sqlite3"
     q = SqliteQueue(path)
-    q.put_many([(route(), item(i), f"e{i}") for i in range(5)])
+    q.put_many([(route(), item(i), f"e{i}") for i in range(5)], max_items=1)
     entries = q.claim(5)
-    q.dead_letter([entries[0].seq], "data.0.event: Not a valid event", 40002)
-    q.dead_letter([entries[1].seq], "gave up after max age", None)
-    q.retry([entries[2].seq], entries[2].enqueued_at + 3600, "HTTP 503")
-    q.release([e.seq for e in entries[3:]])
+    q.dead_letter([entries[0].id], "data.0.event: Not a valid event", 40002)
+    q.dead_letter([entries[1].id], "gave up after max age", None)
+    q.retry([entries[2].id], entries[2].enqueued_at + 3600, "HTTP 503")
+    q.release([e.id for e in entries[3:]])
     q.close()
     return str(path)
 

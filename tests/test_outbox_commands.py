@@ -34,12 +34,12 @@ def make_outbox(path: Path, *, waiting: int = 3, dead: int = 2) -> str:
     """``waiting`` events e0… on the web route, then ``dead`` dead letters d0…."""
     q = SqliteQueue(path)
     try:
-        q.put_many([(WEB, item(i), f"e{i}") for i in range(waiting)])
-        q.put_many([(WEB, item(i), f"d{i}") for i in range(dead)])
+        q.put_many([(WEB, item(i), f"e{i}") for i in range(waiting)], max_items=1)
+        q.put_many([(WEB, item(i), f"d{i}") for i in range(dead)], max_items=1)
         claimed = q.claim(waiting + dead)
-        letters = [e.seq for e in claimed if e.event_id.startswith("d")]
+        letters = [e.id for e in claimed if e.event_ids[0].startswith("d")]
         q.dead_letter(letters, "data.0.event: Not a valid event", 40002)
-        q.release([e.seq for e in claimed if e.event_id.startswith("e")])
+        q.release([e.id for e in claimed if e.event_ids[0].startswith("e")])
     finally:
         q.close()
     return str(path)
@@ -309,11 +309,17 @@ def age(outbox: str, *event_ids: str, days: float) -> None:
     db = sqlite3.connect(outbox)
     marks = ",".join("?" * len(event_ids))
     with db:
-        for table in ("outbox", "dead_letters"):
-            db.execute(
-                f"UPDATE {table} SET enqueued_at = enqueued_at - ? WHERE event_id IN ({marks})",
-                (days * 86400, *event_ids),
-            )
+        db.execute(
+            f"UPDATE dead_letters SET enqueued_at = enqueued_at - ? WHERE event_id IN ({marks})",
+            (days * 86400, *event_ids),
+        )
+        # A waiting event's age is its chunk's (the fixture stores one event per chunk).
+        db.execute(
+            "UPDATE chunks SET enqueued_at = enqueued_at - ? WHERE id IN (SELECT i.id FROM"
+            " chunk_items i, json_each(i.event_ids) e WHERE e.value IN"
+            f" ({marks}))",
+            (days * 86400, *event_ids),
+        )
     db.close()
 
 
@@ -449,29 +455,29 @@ def busy_outbox(tmp_path):
     path = tmp_path / "outbox.sqlite3"
     q = SqliteQueue(path)
     try:
-        q.put_many([(WEB, item(i), f"w{i}") for i in range(5)])
-        q.put_many([(OFFLINE, item(i), f"o{i}") for i in range(2)])
+        q.put_many([(WEB, item(i), f"w{i}") for i in range(5)], max_items=1)
+        q.put_many([(OFFLINE, item(i), f"o{i}") for i in range(2)], max_items=1)
         claimed = q.claim(100)
         web = [e for e in claimed if e.route == WEB]
         offline = [e for e in claimed if e.route == OFFLINE]
         # two failed requests on web: the later one's error is the route's last error
-        q.retry([e.seq for e in web[:2]], web[0].enqueued_at - 10, "HTTP 503: busy")
+        q.retry([e.id for e in web[:2]], web[0].enqueued_at - 10, "HTTP 503: busy")
         q.retry(
-            [e.seq for e in web[2:]],
+            [e.id for e in web[2:]],
             web[0].enqueued_at + 600,
             "network error: ConnectError: [Errno 111] Connection refused",
         )
-        q.dead_letter([offline[0].seq], "gave up after max age", None)
-        q.release([offline[1].seq])
-        q.put_many([(WEB, item(i), f"x{i}") for i in range(12 * 13 // 2)])
+        q.dead_letter([offline[0].id], "gave up after max age", None)
+        q.release([offline[1].id])
+        q.put_many([(WEB, item(i), f"x{i}") for i in range(12 * 13 // 2)], max_items=1)
         claimed = q.claim(1000)
-        q.release([e.seq for e in claimed if not e.event_id.startswith("x")])
-        dead = [e for e in claimed if e.event_id.startswith("x")]
+        q.release([e.id for e in claimed if not e.event_ids[0].startswith("x")])
+        dead = [e for e in claimed if e.event_ids[0].startswith("x")]
         start = 0
         for kind in range(12):
             n = kind + 1
             q.dead_letter(
-                [e.seq for e in dead[start : start + n]], f"data.0.f{kind}: bad\nvalue", 40002
+                [e.id for e in dead[start : start + n]], f"data.0.f{kind}: bad\nvalue", 40002
             )
             start += n
     finally:
@@ -544,7 +550,7 @@ def damaged(tmp_path: Path) -> Path:
     """A real outbox whose pages after the first were overwritten."""
     path = tmp_path / "damaged.sqlite3"
     q = SqliteQueue(path)
-    q.put_many([(WEB, item(i, padding="p" * 2000), f"e{i}") for i in range(50)])
+    q.put_many([(WEB, item(i, padding="p" * 2000), f"e{i}") for i in range(50)], max_items=1)
     q.close()
     data = bytearray(path.read_bytes())
     data[4096:] = b"\xa5" * (len(data) - 4096)

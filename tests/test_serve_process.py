@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -146,7 +147,11 @@ def test_sigterm_drains_what_it_can_and_keeps_the_rest_queued(tmp_path):
     # ~400 ms per request of 50, one at a time, within a 1 s budget: some sent, the rest kept.
     assert took < 8
     with sqlite3.connect(tmp_path / "outbox.db") as db:
-        kept = {row[0] for row in db.execute("SELECT event_id FROM outbox")}
+        kept = {
+            event_id
+            for (ids,) in db.execute("SELECT event_ids FROM chunk_items")
+            for event_id in json.loads(ids)
+        }
     assert 0 < len(delivered) < 500 and kept
     assert delivered | kept == {m["messageId"] for m in sent + batch}
     assert "still queued" in server.output

@@ -1,4 +1,4 @@
-"""Getting items to the destination: batching, executors, retry policy, outbox.
+"""Getting items to the destination: the queue, batching, executors, retry policy, outbox.
 
 The public names of the delivery engine; the submodules hold one concern each.
 """
@@ -24,15 +24,8 @@ from .executors import (
     TransportError,
 )
 from .factories import make_executor, make_queue
-from .outbox import (
-    DEFAULT_OUTBOX_PATH,
-    DeadLetter,
-    Entry,
-    OutboxLockedError,
-    Queue,
-    QueueStats,
-    SqliteQueue,
-)
+from .outbox import DEFAULT_OUTBOX_PATH, OutboxLockedError, SqliteQueue
+from .queue import Chunk, DeadLetter, Queue, QueueStats, RouteStats
 from .ratelimit import TokenBucket
 from .retry import RetryPolicy
 
@@ -42,13 +35,13 @@ __all__ = [
     "MAX_BATCH_SIZE",
     "Batch",
     "Batcher",
+    "Chunk",
     "Counters",
     "DeadLetter",
     "DeliveryEngine",
     "DeliveryOptions",
     "DeliveryResult",
     "DryRunExecutor",
-    "Entry",
     "Executor",
     "FileExecutor",
     "HttpExecutor",
@@ -58,6 +51,7 @@ __all__ = [
     "Response",
     "ResultOutcome",
     "RetryPolicy",
+    "RouteStats",
     "SqliteQueue",
     "TokenBucket",
     "TransportError",

@@ -1,10 +1,12 @@
-"""Grouping entries into requests: per route, capped by count and bytes, cut by time.
+"""Grouping chunks into requests: per route, capped by count and bytes, cut by time.
 
 A batch may only hold items that can share one request, i.e. one route
-(endpoint, credential, event_source, event_source_id, test_event_code). It is
-cut as soon as one more item would break the count or byte cap, and after
-``linger`` seconds at the latest so a quiet stream still leaves promptly.
-Pure and synchronous, with the clock passed in, so it is tested without
+(destination instance and event source). It holds whole chunks (the unit the
+queue stores and settles), is cut as soon as one more chunk would break the
+item or byte cap, and after ``linger`` seconds at the latest so a quiet
+stream still leaves promptly. A chunk is never larger than a request: the
+engine splits one that is (stored under a larger batch size) before adding
+it. Pure and synchronous, with the clock passed in, so it is tested without
 waiting.
 """
 
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigurationError
-from .outbox import Entry
+from .queue import Chunk
 
 __all__ = ["MAX_BATCH_SIZE", "Batch", "Batcher"]
 
@@ -27,15 +29,23 @@ ENVELOPE_BYTES = 512
 
 @dataclass(slots=True)
 class Batch:
-    """Items for one request, in the order they were added."""
+    """Chunks for one request, in the order they were added; ``count`` items in all."""
 
     key: Hashable
-    entries: list[Entry] = field(default_factory=list)
+    chunks: list[Chunk] = field(default_factory=list)
     size: int = ENVELOPE_BYTES
     opened_at: float = 0.0
+    count: int = 0
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return self.count
+
+    @property
+    def items(self) -> list[str]:
+        """The items of every chunk, in order: what the request carries."""
+        if len(self.chunks) == 1:
+            return self.chunks[0].items
+        return [item for chunk in self.chunks for item in chunk.items]
 
 
 class Batcher:
@@ -62,26 +72,35 @@ class Batcher:
         self._count = 0
 
     def __len__(self) -> int:
-        """Entries held in open batches."""
+        """Items held in open batches."""
         return self._count
 
-    def add(self, entry: Entry, now: float) -> list[Batch]:
-        """Add one entry; return the batches this closed (zero, one or two)."""
+    def add(self, chunk: Chunk, now: float) -> list[Batch]:
+        """Add one chunk; return the batches this closed (zero, one or two)."""
         ready: list[Batch] = []
-        key = entry.route
-        item_bytes = entry.size + 1  # the comma between items
+        key = chunk.route
+        count = len(chunk.items)
+        chunk_bytes = chunk.size + 1  # the comma before it
         batch = self._open.get(key)
-        if batch is not None and batch.entries and batch.size + item_bytes > self.max_bytes:
-            # One more item would break the byte cap: send what is there first.
+        if (
+            batch is not None
+            and batch.chunks
+            and (batch.count + count > self.batch_size or batch.size + chunk_bytes > self.max_bytes)
+        ):
+            if count >= self.batch_size or ENVELOPE_BYTES + chunk_bytes >= self.max_bytes:
+                # A full chunk is a request of its own; the open batch keeps filling.
+                return [Batch(key, [chunk], ENVELOPE_BYTES + chunk_bytes, now, count)]
+            # One more chunk would break a cap: send what is there first.
             ready.append(self._close(key))
             batch = None
         if batch is None:
             batch = Batch(key=key, opened_at=now)
             self._open[key] = batch
-        batch.entries.append(entry)
-        batch.size += item_bytes
-        self._count += 1
-        if len(batch.entries) >= self.batch_size or batch.size >= self.max_bytes:
+        batch.chunks.append(chunk)
+        batch.size += chunk_bytes
+        batch.count += count
+        self._count += count
+        if batch.count >= self.batch_size or batch.size >= self.max_bytes:
             ready.append(self._close(key))
         return ready
 
@@ -102,5 +121,5 @@ class Batcher:
 
     def _close(self, key: Any) -> Batch:
         batch = self._open.pop(key)
-        self._count -= len(batch.entries)
+        self._count -= batch.count
         return batch

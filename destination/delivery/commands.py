@@ -17,7 +17,6 @@ import json
 import math
 import os
 import re
-import sqlite3
 import sys
 import time
 from collections.abc import Sequence
@@ -434,31 +433,6 @@ def _confirm(question: str) -> bool:
 def _matching(
     queue: SqliteQueue, event_ids: Sequence[str] | None, older_than: float | None
 ) -> tuple[int, int]:
-    """(waiting, dead) entries ``purge`` would remove, counted without removing any.
-
-    Reads the outbox's file with the same conditions as ``SqliteQueue.purge``;
-    the delivering lock held by the caller keeps the waiting ones from leaving
-    meanwhile.
-    """
-    if event_ids is None and older_than is None:
-        stats = queue.stats()
-        return stats.pending, stats.dead_letters
-    if event_ids is not None:
-        where = "event_id IN (SELECT value FROM json_each(?))"
-        params: tuple[Any, ...] = (json.dumps(list(event_ids)),)
-    else:
-        assert older_than is not None
-        where = "enqueued_at < ?"
-        params = (time.time() - older_than,)
-    try:
-        db = sqlite3.connect(queue.path, timeout=30.0)
-        try:
-            (waiting,) = db.execute(f"SELECT count(*) FROM outbox WHERE {where}", params).fetchone()
-            (dead,) = db.execute(
-                f"SELECT count(*) FROM dead_letters WHERE {where}", params
-            ).fetchone()
-        finally:
-            db.close()
-    except sqlite3.Error as exc:
-        raise ConfigurationError(f"outbox {queue.path}: cannot count: {exc}") from None
-    return int(waiting), int(dead)
+    """(waiting, dead) events ``purge`` would remove, counted without removing any (the
+    delivering lock held by the caller keeps the waiting ones from leaving meanwhile)."""
+    return queue.purge(event_ids=event_ids, older_than=older_than, dry_run=True)

@@ -4,9 +4,10 @@ Callers (the host API, ``destination run``, the ingest server) live in
 ordinary threads, so the entry points are synchronous and thread-safe: a
 ``submit`` returns once the items are committed to the outbox, which is the
 moment an event counts as accepted. Sending happens on an asyncio loop in a
-background thread that claims due entries from the outbox in a bounded window
-(memory stays flat however long the input), batches them per route, and
-resolves every claimed entry in exactly one way:
+background thread that claims due chunks (the queue's unit: the items of one
+store, for one route) from the queue in a bounded window (memory stays flat
+however long the input), batches whole chunks per route, and resolves every
+claimed chunk in exactly one way:
 
 - delivered: acknowledged by the destination, removed from the outbox;
 - retry: attempt counted, due again after a jittered backoff, until max age;
@@ -34,6 +35,7 @@ import asyncio
 import contextlib
 import dataclasses
 import enum
+import itertools
 import logging
 import threading
 import time
@@ -56,9 +58,9 @@ from ..errors import (
 )
 from ..logthrottle import LogThrottle
 from ..plugins import load_plugins, pm
-from .batcher import MAX_BATCH_SIZE, Batch, Batcher
+from .batcher import ENVELOPE_BYTES, MAX_BATCH_SIZE, Batch, Batcher
 from .executors import Executor, TransportError
-from .outbox import Entry, Queue, StoredItem
+from .queue import Chunk, Queue, StoredItem
 from .ratelimit import TokenBucket
 from .retry import RetryPolicy
 
@@ -216,7 +218,9 @@ class DeliveryEngine:
             self.options.batch_size, self.options.max_bytes, self.options.linger
         )
         self._window = self.options.effective_window
-        self._claimed: dict[int, Entry] = {}
+        #: chunks claimed (batching or in flight) by id, and how many items they hold
+        self._claimed: dict[int, Chunk] = {}
+        self._held = 0
         #: delivered, but removing them from the queue failed (a full disk): held, not resent
         self._unacked: list[int] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -260,7 +264,11 @@ class DeliveryEngine:
         events = events if isinstance(events, list) else list(events)
         self._check_room(len(events))
         try:
-            stored = self.queue.put_many(events)
+            stored = self.queue.put_many(
+                events,
+                max_items=self.options.batch_size,
+                max_bytes=self.options.max_bytes - ENVELOPE_BYTES,
+            )
         except StorageError as exc:
             self._storage_failed(str(exc))
             raise
@@ -426,7 +434,7 @@ class DeliveryEngine:
                     for reason, code, count in self.queue.dead_letter_reasons()
                 ]
         data.update(
-            in_memory=len(self._claimed),
+            in_memory=self._held,
             stopped=self.stopped,
             stop_reason=self._stop_reason,
             storage_error=queue_error or self._storage_error,
@@ -507,23 +515,26 @@ class DeliveryEngine:
         batcher = self._batcher
         if self._stop_reason is not None:
             for batch in batcher.drain():  # stopped: give back what waits to be batched
-                self._release(batch.entries)
+                self._release(batch.chunks)
             return False
         more = False
-        room = self._window - len(self._claimed)
+        room = self._window - self._held
         saturated = room <= 0
         if room > 0:
             want = min(room, self.options.batch_size)
-            entries = self.queue.claim(want)
-            full = len(entries) == want
+            chunks = self.queue.claim(want)
+            got = sum(len(c.items) for c in chunks)
+            full = bool(chunks) and (got >= want or self._more_due())
             # A claim cut short by the window, not by what is due: more may be waiting.
             saturated = full and want < self.options.batch_size
             more = full and not saturated
             now = time.monotonic()
-            for entry in entries:
-                self._claimed[entry.seq] = entry
-                for batch in batcher.add(entry, now):
-                    self._spawn(batch)
+            for chunk in chunks:
+                for part in self._fit(chunk):
+                    self._claimed[part.id] = part
+                    self._held += len(part.items)
+                    for batch in batcher.add(part, now):
+                        self._spawn(batch)
         if more or (saturated and self._tasks):
             # More is due: fill the open batches first. Requests in flight free room
             # (and wake the pump) as they finish.
@@ -536,12 +547,33 @@ class DeliveryEngine:
             self._spawn(batch)
         return more
 
+    def _more_due(self) -> bool:
+        next_due = self.queue.next_due()
+        return next_due is not None and next_due <= time.time()
+
+    def _fit(self, chunk: Chunk) -> list[Chunk]:
+        """A chunk as parts no larger than a request (stored under a larger batch size)."""
+        limit, room = self.options.batch_size, self.options.max_bytes - ENVELOPE_BYTES
+        if len(chunk.items) <= limit and chunk.size <= room:
+            return [chunk]
+        sizes: list[int] = []
+        count = size = 0
+        for item in chunk.items:
+            n = len(item.encode("utf-8")) + 1
+            if count and (count >= limit or size + n > room):
+                sizes.append(count)
+                count = size = 0
+            count += 1
+            size += n
+        sizes.append(count)
+        return self.queue.split(chunk, sizes) if len(sizes) > 1 else [chunk]
+
     async def _sleep(self) -> None:
         timeout = self.options.poll_interval
         deadline = self._batcher.next_deadline()
         if deadline is not None:
             timeout = min(timeout, max(0.0, deadline - time.monotonic()))
-        if self._stop_reason is None and len(self._claimed) < self._window:
+        if self._stop_reason is None and self._held < self._window:
             with contextlib.suppress(StorageError):
                 next_due = self.queue.next_due()
                 if next_due is not None:
@@ -555,7 +587,7 @@ class DeliveryEngine:
         self._wake.clear()
 
     def _spawn(self, batch: Batch) -> None:
-        task = asyncio.create_task(self._deliver(batch.entries))
+        task = asyncio.create_task(self._deliver(batch.chunks))
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
@@ -628,6 +660,7 @@ class DeliveryEngine:
                 # Not lost: claims of a dead process are handed out again on the next start.
                 self._storage_failed(self._redact(str(exc)))
             self._claimed.clear()
+            self._held = 0
         try:
             await self.executor.aclose()
         except Exception as exc:  # closing must not hang or raise on a broken executor
@@ -636,66 +669,89 @@ class DeliveryEngine:
 
     # -- one batch -------------------------------------------------------------------------
 
-    async def _deliver(self, entries: list[Entry]) -> None:
+    async def _deliver(self, chunks: list[Chunk]) -> None:
         try:
-            await self._deliver_batch(entries)
+            await self._deliver_batch(chunks)
         except Exception:
-            # Never strand claimed entries: give back whatever this batch still holds.
+            # Never strand claimed chunks: give back whatever this batch still holds.
             with contextlib.suppress(StorageError):
-                self._release(entries)
+                self._release([c for c in chunks if c.id in self._claimed])
             raise
 
-    async def _deliver_batch(self, entries: list[Entry]) -> None:
-        if not entries:
+    async def _deliver_batch(self, chunks: list[Chunk]) -> None:
+        if not chunks:
             return
         if self._stop_reason is not None:
-            self._release(entries)
+            self._release(chunks)
             return
-        route = entries[0].route
+        route = chunks[0].route
         bucket = self._bucket(route)
         async with self._semaphore:
             if self._stop_reason is not None:
-                self._release(entries)
+                self._release(chunks)
                 return
             await bucket.acquire()
-            verdict = await self._attempt(route, entries)
+            verdict = await self._attempt(route, chunks)
         outcome = verdict.outcome
         if outcome is Outcome.DELIVERED:
             bucket.succeeded()
             self._rate_limited_in_a_row.pop(route, None)
-            self._resolve_delivered(entries, verdict)
+            self._resolve_delivered(chunks, verdict)
         elif outcome is Outcome.RETRY:
             if verdict.rate_limited or verdict.status is None or verdict.status >= 500:
                 bucket.throttled()  # the route slows down as a whole, not each event
-            self._resolve_retry(route, entries, verdict)
+            self._resolve_retry(route, chunks, verdict)
         elif outcome is Outcome.STOP:
-            self._stop(verdict, len(entries))
-            self._release(entries, self._stop_reason)
-        elif len(entries) == 1:
-            self._resolve_dead(entries, verdict, ResultOutcome.REJECTED, verdict.message)
+            self._stop(verdict, sum(len(c.items) for c in chunks))
+            self._release(chunks, self._stop_reason)
+        elif sum(len(c.items) for c in chunks) == 1:
+            self._resolve_dead(chunks, verdict, ResultOutcome.REJECTED, verdict.message)
         else:
-            for part in self._split(entries, verdict.index):
+            for part in self._split(chunks, verdict.index):
                 await self._deliver_batch(part)
 
-    @staticmethod
-    def _split(entries: list[Entry], index: int | None) -> list[list[Entry]]:
+    def _split(self, chunks: list[Chunk], index: int | None) -> list[list[Chunk]]:
         """Isolate a rejected batch's bad events: around the named index, else in halves.
 
         An event is dead-lettered only when it is rejected alone, so a wrong
-        index costs requests, never a good event.
+        index costs requests, never a good event. Chunks are cut where a part
+        ends (the queue replaces them by their parts), so each part is whole
+        chunks again.
         """
-        if index is not None and 0 <= index < len(entries):
-            parts = [entries[:index], entries[index : index + 1], entries[index + 1 :]]
-            return [p for p in parts if p]
-        middle = len(entries) // 2
-        return [entries[:middle], entries[middle:]]
+        total = sum(len(c.items) for c in chunks)
+        if index is not None and 0 <= index < total:
+            cuts = {index, index + 1} - {0, total}
+        else:
+            cuts = {total // 2}
+        pieces: list[Chunk] = []
+        offset = 0
+        for chunk in chunks:
+            n = len(chunk.items)
+            inner = sorted(k - offset for k in cuts if offset < k < offset + n)
+            if inner:
+                bounds = [0, *inner, n]
+                parts = self.queue.split(chunk, [b - a for a, b in itertools.pairwise(bounds)])
+                del self._claimed[chunk.id]
+                for part in parts:
+                    self._claimed[part.id] = part
+                pieces.extend(parts)
+            else:
+                pieces.append(chunk)
+            offset += n
+        groups: list[list[Chunk]] = [[]]
+        position = 0
+        for piece in pieces:
+            if position in cuts and groups[-1]:
+                groups.append([])
+            groups[-1].append(piece)
+            position += len(piece.items)
+        return groups
 
-    async def _attempt(self, route: Route, entries: list[Entry]) -> Verdict:
+    async def _attempt(self, route: Route, chunks: list[Chunk]) -> Verdict:
         """Build, send and classify; every failure becomes a Verdict, never an exception."""
+        items = chunks[0].items if len(chunks) == 1 else [i for c in chunks for i in c.items]
         try:
-            request = self.destination.build_request_json(
-                self._settings, route, [e.item_json for e in entries]
-            )
+            request = self.destination.build_request_json(self._settings, route, items)
         except ConfigurationError as exc:
             return Verdict(Outcome.STOP, message=self._redact(f"settings: {exc}"))
         except DestinationError as exc:
@@ -744,96 +800,102 @@ class DeliveryEngine:
 
     # -- resolutions: every claimed entry ends in exactly one ----------------------------------
 
-    def _forget(self, entries: Sequence[Entry]) -> list[int]:
-        seqs = [e.seq for e in entries if e.seq in self._claimed]
-        for seq in seqs:
-            del self._claimed[seq]
-        return seqs
+    def _forget(self, chunks: Sequence[Chunk]) -> list[int]:
+        ids = []
+        for chunk in chunks:
+            if self._claimed.pop(chunk.id, None) is not None:
+                self._held -= len(chunk.items)
+                ids.append(chunk.id)
+        return ids
 
-    def _release(self, entries: Sequence[Entry], error: str | None = None) -> None:
-        seqs = [e.seq for e in entries if e.seq in self._claimed]
-        if seqs:
-            self.queue.release(seqs, error)
-            self._forget(entries)
+    def _release(self, chunks: Sequence[Chunk], error: str | None = None) -> None:
+        ids = [c.id for c in chunks if c.id in self._claimed]
+        if ids:
+            self.queue.release(ids, error)
+            self._forget(chunks)
 
     def _ack_held(self) -> None:
-        """Remove delivered entries whose removal failed before (storage is back)."""
+        """Remove delivered chunks whose removal failed before (storage is back)."""
         held = self._unacked
         self.queue.ack(held)
-        for seq in held:
-            self._claimed.pop(seq, None)
+        for chunk_id in held:
+            chunk = self._claimed.pop(chunk_id, None)
+            if chunk is not None:
+                self._held -= len(chunk.items)
         self._unacked = []
 
-    def _resolve_delivered(self, entries: Sequence[Entry], verdict: Verdict) -> None:
-        seqs = [e.seq for e in entries]
+    def _resolve_delivered(self, chunks: Sequence[Chunk], verdict: Verdict) -> None:
+        ids = [c.id for c in chunks]
+        count = sum(len(c.items) for c in chunks)
         try:
-            self.queue.ack(seqs)
+            self.queue.ack(ids)
         except StorageError as exc:
             # Delivered all the same: hold them as claimed (never resent by this process)
             # and remove them once storage works again.
             self._storage_failed(self._redact(str(exc)))
-            self._unacked.extend(seqs)
+            self._unacked.extend(ids)
         else:
-            self._forget(entries)
+            self._forget(chunks)
         if self._pending_estimate is not None:
-            self._pending_estimate -= len(entries)
-        self.counters.add(delivered=len(entries))
+            self._pending_estimate -= count
+        self.counters.add(delivered=count)
         self._emit(
-            entries,
-            lambda e: DeliveryResult(
-                e.event_id,
+            chunks,
+            lambda c, event_id: DeliveryResult(
+                event_id,
                 ResultOutcome.DELIVERED,
                 verdict.message,
                 verdict.code,
                 verdict.status,
-                e.attempts + 1,
-                e.route,
+                c.attempts + 1,
+                c.route,
             ),
         )
 
-    def _resolve_retry(self, route: Route, entries: Sequence[Entry], verdict: Verdict) -> None:
+    def _resolve_retry(self, route: Route, chunks: Sequence[Chunk], verdict: Verdict) -> None:
         policy = self.options.retry
         now = time.time()
-        expired = [e for e in entries if policy.expired(e.enqueued_at, now)]
-        waiting = [e for e in entries if not policy.expired(e.enqueued_at, now)]
+        expired = [c for c in chunks if policy.expired(c.enqueued_at, now)]
+        waiting = [c for c in chunks if not policy.expired(c.enqueued_at, now)]
         what = verdict.message or (
             f"HTTP {verdict.status}" if verdict.status else "retryable error"
         )
         if waiting:
-            # One backoff decision for the whole request: its entries come back together.
-            attempt = max(e.attempts for e in waiting) + 1
+            # One backoff decision for the whole request: its chunks come back together.
+            attempt = max(c.attempts for c in waiting) + 1
             delay = policy.delay(attempt, verdict)
             if verdict.rate_limited:
                 in_a_row = self._rate_limited_in_a_row.get(route, 0) + 1
                 self._rate_limited_in_a_row[route] = in_a_row
                 if in_a_row >= self.options.rate_limit_pause_after:
                     delay = max(delay, self.options.rate_limit_pause)
-            self.queue.retry([e.seq for e in waiting], now + delay, what)
+            self.queue.retry([c.id for c in waiting], now + delay, what)
             self._forget(waiting)
-            self.counters.add(retried=len(waiting))
+            self.counters.add(retried=sum(len(c.items) for c in waiting))
         if expired:
             reason = f"gave up after max age {policy.max_age:g}s: {what}"
             self._resolve_dead(expired, verdict, ResultOutcome.DEAD_LETTERED, reason)
 
     def _resolve_dead(
-        self, entries: Sequence[Entry], verdict: Verdict, outcome: ResultOutcome, reason: str
+        self, chunks: Sequence[Chunk], verdict: Verdict, outcome: ResultOutcome, reason: str
     ) -> None:
         reason = reason or "rejected by the destination"
-        self.queue.dead_letter([e.seq for e in entries], reason, verdict.code)
-        self._forget(entries)
+        count = sum(len(c.items) for c in chunks)
+        self.queue.dead_letter([c.id for c in chunks], reason, verdict.code)
+        self._forget(chunks)
         if self._pending_estimate is not None:
-            self._pending_estimate -= len(entries)
+            self._pending_estimate -= count
         if outcome is ResultOutcome.REJECTED:
-            self.counters.add(rejected=len(entries), dead_lettered=len(entries))
+            self.counters.add(rejected=count, dead_lettered=count)
         else:
-            self.counters.add(dead_lettered=len(entries))
-        first = entries[0].event_id
-        more = f" and {len(entries) - 1} more" if len(entries) > 1 else ""
+            self.counters.add(dead_lettered=count)
+        first = chunks[0].event_ids[0]
+        more = f" and {count - 1} more" if count > 1 else ""
         log.warning("event %s%s dead-lettered: %s", first, more, reason)
         self._emit(
-            entries,
-            lambda e: DeliveryResult(
-                e.event_id, outcome, reason, verdict.code, verdict.status, e.attempts + 1, e.route
+            chunks,
+            lambda c, event_id: DeliveryResult(
+                event_id, outcome, reason, verdict.code, verdict.status, c.attempts + 1, c.route
             ),
         )
 
@@ -862,23 +924,24 @@ class DeliveryEngine:
             # Try again by itself later: a revoked token may be restored, an outage end.
             self._stop_timer = asyncio.get_running_loop().call_later(interval, self._resume)
 
-    def _emit(self, entries: Sequence[Entry], make: Callable[[Entry], DeliveryResult]) -> None:
+    def _emit(self, chunks: Sequence[Chunk], make: Callable[[Chunk, str], DeliveryResult]) -> None:
         hook = pm.hook.delivery_result
         has_hook = bool(hook.get_hookimpls())
         if self.on_result is None and not has_hook:
             return
-        for entry in entries:
-            result = make(entry)
-            if self.on_result is not None:
-                try:
-                    self.on_result(result)
-                except Exception as exc:
-                    log.warning("on_result callback failed: %s", self._redact(repr(exc)))
-            if has_hook:
-                try:
-                    hook(result=result)
-                except Exception as exc:
-                    log.warning("delivery_result hook failed: %s", self._redact(repr(exc)))
+        for chunk in chunks:
+            for event_id in chunk.event_ids:
+                result = make(chunk, event_id)
+                if self.on_result is not None:
+                    try:
+                        self.on_result(result)
+                    except Exception as exc:
+                        log.warning("on_result callback failed: %s", self._redact(repr(exc)))
+                if has_hook:
+                    try:
+                        hook(result=result)
+                    except Exception as exc:
+                        log.warning("delivery_result hook failed: %s", self._redact(repr(exc)))
 
     def _redact(self, text: str) -> str:
         return redact(text, self._secrets)

@@ -1,16 +1,17 @@
-"""Where accepted events wait until the destination acknowledges them.
+"""The embedded queue: an SQLite file (WAL) where accepted events wait, in chunks.
 
-An event counts as accepted only once it is stored here, and it leaves only
-when the destination acknowledged its batch (or it was dead-lettered). That is
-the whole durability promise, so it lives behind one small interface,
-:class:`Queue`: the SQLite outbox below is its first implementation, and a
-scale-out backend (Redis Streams consumer groups, NATS JetStream) plugs in at
-the same seam — ``claim`` is a consumer-group read, ``ack`` an XACK, ``release``
-gives entries back for another worker.
+This is the default backend of :class:`~destination.delivery.queue.Queue`.
+A chunk (the items one ``put_many`` gave for one route, at most a request's
+worth) is one row of ``chunks`` (its state: attempts, due time, last error)
+plus one row of ``chunk_items`` (its items and event ids, written once), so
+storing, claiming, acknowledging and retrying cost a few statements per
+request, not per event. Claims live in this process's memory: the delivering
+process holds the outbox's lock, and after a crash everything it had claimed
+and not settled is simply due again. Only dead letters are stored per event.
 
 What is stored is the destination's wire item, already normalised and hashed
-by the action, plus a route without any secret: never raw email or phone,
-never an access token.
+by the action, plus a route of names: never raw email or phone, never an
+access token, never a frozen address.
 
 SQLite runs in WAL mode with ``synchronous=NORMAL``: a committed ``put_many``
 survives a crash or ``kill -9`` of the process; an operating-system crash or
@@ -28,19 +29,19 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, TypeVar
 
 from .. import compactjson
 from ..actions import Route
 from ..errors import ConfigurationError, StorageError
+from .queue import Chunk, DeadLetter, Queue, QueueStats, RouteStats, StoredItem
 
 __all__ = [
     "DEFAULT_OUTBOX_PATH",
+    "Chunk",
     "DeadLetter",
-    "Entry",
     "OutboxLockedError",
     "Queue",
     "QueueStats",
@@ -50,172 +51,7 @@ __all__ = [
 ]
 
 DEFAULT_OUTBOX_PATH = Path(".destination") / "outbox.sqlite3"
-#: What ``put_many`` stores: a wire item, or its compact JSON text already encoded.
-StoredItem = dict[str, Any] | str
 _T = TypeVar("_T")
-
-
-@dataclass(slots=True)
-class Entry:
-    """One accepted event waiting for delivery. ``seq`` identifies it in the queue.
-
-    Read-only by convention, not frozen: one is made per event claimed, and a
-    frozen dataclass's ``__init__`` (``object.__setattr__`` per field) cost
-    three times a plain one, on the delivery thread, under the GIL.
-    """
-
-    seq: int
-    event_id: str
-    route: Route
-    #: the wire item as stored: compact JSON, spliced into the request body as is
-    item_json: str
-    enqueued_at: float
-    attempts: int = 0
-    next_attempt_at: float = 0.0
-    last_error: str | None = None
-    size: int = 0  # bytes of item_json, for the batcher's byte cap
-
-    @property
-    def item(self) -> dict[str, Any]:
-        """The wire item, decoded (a new dict on each access)."""
-        value: dict[str, Any] = _loads(self.item_json)
-        return value
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """An event that will not be retried, with TikTok's (or the engine's) reason."""
-
-    seq: int
-    event_id: str
-    route: Route
-    item: dict[str, Any]
-    enqueued_at: float
-    attempts: int
-    reason: str
-    code: int | None
-    dead_at: float
-
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["route"] = asdict(self.route)
-        return data
-
-
-@dataclass(frozen=True, slots=True)
-class QueueStats:
-    pending: int
-    due: int
-    in_flight: int
-    dead_letters: int
-    oldest_enqueued_at: float | None
-    next_attempt_at: float | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True, slots=True)
-class RouteStats:
-    """What waits on one route, and the last error its events met."""
-
-    route: Route
-    pending: int
-    due: int
-    in_flight: int
-    oldest_enqueued_at: float | None
-    #: the most attempts any of its events has had
-    max_attempts: int
-    #: the error of the most recently failed request, and how many waiting events it holds
-    last_error: str | None
-    last_error_count: int
-
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["route"] = asdict(self.route)
-        return data
-
-
-@runtime_checkable
-class Queue(Protocol):
-    """The scale-out boundary: everything the engine needs from an event store.
-
-    ``claim`` hands out due entries that no one else holds; every claimed entry
-    ends in exactly one of ``ack``, ``retry``, ``dead_letter`` or ``release``.
-    Entries claimed by a process that died are handed out again when the store
-    is reopened (or, for a shared backend, claimed by another worker).
-    """
-
-    def put_many(self, events: Iterable[tuple[Route, StoredItem, str]]) -> int:
-        """Durably store (route, item, event_id) triples; return how many.
-
-        An item is a dict or, already encoded, its compact JSON text (what
-        :func:`destination.compactjson.dumps` writes), stored as it is.
-        """
-        ...
-
-    def claim(self, limit: int, now: float | None = None) -> list[Entry]:
-        """Take up to ``limit`` due entries, oldest due first."""
-        ...
-
-    def ack(self, seqs: Sequence[int]) -> None:
-        """The destination acknowledged these: forget them."""
-        ...
-
-    def retry(self, seqs: Sequence[int], next_attempt_at: float, error: str) -> None:
-        """Count an attempt and give the entries back, all due again at one time.
-
-        One failed request is one backoff decision: its entries come back due
-        together and are batched again as a whole.
-        """
-        ...
-
-    def release(self, seqs: Sequence[int], error: str | None = None) -> None:
-        """Give claimed entries back, no attempt counted (``error``: why, e.g. a stop)."""
-        ...
-
-    def dead_letter(self, seqs: Sequence[int], reason: str, code: int | None = None) -> None:
-        """Move entries out of delivery, keeping the reason."""
-        ...
-
-    def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
-        """List dead letters, oldest first."""
-        ...
-
-    def replay(self, event_ids: Sequence[str] | None = None) -> int:
-        """Put dead letters (all, or those with these event_ids) back in the queue."""
-        ...
-
-    def reschedule(self, now: float | None = None) -> int:
-        """Make every waiting entry due now (an operator's flush)."""
-        ...
-
-    def next_due(self) -> float | None:
-        """When the earliest waiting (unclaimed) entry becomes due; None if none waits."""
-        ...
-
-    def stats(self, now: float | None = None) -> QueueStats: ...
-
-    def route_stats(self, now: float | None = None) -> list[RouteStats]:
-        """Per route: what waits, what is due, the oldest, attempts and the last error."""
-        ...
-
-    def dead_letter_reasons(self) -> list[tuple[str, int | None, int]]:
-        """(reason, code, count) of the dead letters, most frequent first."""
-        ...
-
-    def purge(
-        self, *, event_ids: Sequence[str] | None = None, older_than: float | None = None
-    ) -> tuple[int, int]:
-        """Remove waiting entries and dead letters (all; those with these event_ids; or
-        those accepted more than ``older_than`` seconds ago). Returns (waiting, dead)."""
-        ...
-
-    def size_bytes(self) -> int | None:
-        """What the queue occupies on its storage, when it knows (its cap in bytes)."""
-        ...
-
-    def close(self) -> None: ...
 
 
 class OutboxLockedError(ConfigurationError):
@@ -227,18 +63,22 @@ CREATE TABLE IF NOT EXISTS routes (
     id INTEGER PRIMARY KEY,
     json TEXT NOT NULL UNIQUE
 );
-CREATE TABLE IF NOT EXISTS outbox (
-    seq INTEGER PRIMARY KEY,
-    event_id TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY,
     route_id INTEGER NOT NULL REFERENCES routes(id),
-    item TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
     enqueued_at REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at REAL NOT NULL,
-    last_error TEXT,
-    claimed INTEGER NOT NULL DEFAULT 0
+    last_error TEXT
 );
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox(next_attempt_at, seq) WHERE claimed = 0;
+CREATE INDEX IF NOT EXISTS chunks_due ON chunks(next_attempt_at, id);
+CREATE TABLE IF NOT EXISTS chunk_items (
+    id INTEGER PRIMARY KEY,
+    event_ids TEXT NOT NULL,
+    items TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS dead_letters (
     seq INTEGER PRIMARY KEY,
     event_id TEXT NOT NULL,
@@ -253,14 +93,25 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 CREATE INDEX IF NOT EXISTS dead_letters_event_id ON dead_letters(event_id);
 """
 
-_CHUNK = 500  # bound on SQL variables per statement
-#: ``PRAGMA user_version`` of the current layout. 0: routes held a frozen URL and pixel.
-SCHEMA_VERSION = 1
+#: ``PRAGMA user_version`` of the current layout. 0: one row per event, routes with a
+#: frozen URL and pixel; 1: one row per event, routes of names; 2: chunks.
+SCHEMA_VERSION = 2
+_VARIABLES = 500  # bound on SQL variables per statement
+#: Items are joined by a newline in storage: compact JSON never holds a raw one.
+_SEP = "\n"
 
 
-def _chunks(seqs: Sequence[int]) -> Iterable[Sequence[int]]:
-    for start in range(0, len(seqs), _CHUNK):
-        yield seqs[start : start + _CHUNK]
+def _groups(ids: Sequence[int]) -> Iterable[Sequence[int]]:
+    for start in range(0, len(ids), _VARIABLES):
+        yield ids[start : start + _VARIABLES]
+
+
+def _marks(ids: Sequence[int]) -> str:
+    return ",".join("?" * len(ids))
+
+
+def _utf8_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
 # One encoder, built once: json.dumps with options builds a new one per call.
@@ -340,11 +191,12 @@ class SqliteQueue:
     """The default outbox: one SQLite file in WAL mode, safe across crashes.
 
     ``deliver=True`` (the engine's mode) takes an exclusive lock file next to
-    the database, so two engines never deliver the same entries, and hands out
-    again whatever a previous, dead process had claimed. Inspection (status,
-    dead letters, replay) opens with ``deliver=False`` and works while an
-    engine runs. Thread-safe: one connection guarded by a lock. Every failure
-    of the storage (disk full, read-only, locked, damaged) is raised as a
+    the database, so two engines never deliver the same chunks; whatever a
+    previous, dead process had claimed is due again because claims are only
+    in memory. Inspection (status, dead letters, replay) opens with
+    ``deliver=False`` and works while an engine runs. Thread-safe: one
+    connection guarded by a lock. Every failure of the storage (disk full,
+    read-only, locked, damaged) is raised as a
     :class:`~destination.errors.StorageError` naming the file.
     """
 
@@ -362,10 +214,12 @@ class SqliteQueue:
         self.path = str(path)
         self._lock = threading.Lock()
         self._lock_file: Any = None
-        #: space kept free for settling claimed entries when the disk fills (deliverer only)
+        #: space kept free for settling claimed chunks when the disk fills (deliverer only)
         self._reserve_bytes = reserve_bytes if deliver and self.path != ":memory:" else 0
         self._routes: dict[Route, int] = {}
         self._route_by_id: dict[int, Route] = {}
+        #: chunk id -> events, of the chunks this process holds
+        self._claimed: dict[int, int] = {}
         if not create and self.path != ":memory:":
             problem = _not_an_outbox(Path(self.path))
             if problem:
@@ -395,13 +249,103 @@ class SqliteQueue:
                 self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
             self._migrate()
-            if deliver:
-                # Entries a dead process had claimed are due again.
-                self._db.execute("UPDATE outbox SET claimed = 0 WHERE claimed = 1")
         except BaseException:
             self._db.close()
             raise
         self._take_reserve()
+
+    def _migrate(self) -> None:
+        """Create the tables, or bring an older outbox to the current layout in place."""
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        if version > SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(
+                f"written by a newer version (layout {version}, this one reads {SCHEMA_VERSION}); "
+                "drain it with that version (destination outbox flush)"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            tables = {
+                name
+                for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            if "routes" in tables and version < 1:
+                self._routes_by_name()
+            if "outbox" in tables:
+                self._rows_to_chunks()
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _routes_by_name(self) -> None:
+        """Layout 0 → 1: routes kept a frozen URL, pixel and test code; keep only names.
+
+        Routes that differed only by the frozen values merge, so what was queued
+        for a wrong pixel or URL goes where the current settings say.
+        """
+        keep: dict[str, int] = {}
+        for rid, text in self._db.execute("SELECT id, json FROM routes ORDER BY id").fetchall():
+            new = _route_json(_route_from_json(text))
+            if new in keep:
+                for table in ("outbox", "dead_letters"):
+                    self._db.execute(
+                        f"UPDATE {table} SET route_id = ? WHERE route_id = ?", (keep[new], rid)
+                    )
+                self._db.execute("DELETE FROM routes WHERE id = ?", (rid,))
+            else:
+                keep[new] = rid
+        for new, rid in keep.items():
+            self._db.execute("UPDATE routes SET json = ? WHERE id = ?", (new, rid))
+
+    def _rows_to_chunks(self) -> None:
+        """Layouts 0 and 1 → 2: one row per event becomes chunks of up to 1000 per route."""
+        rows = self._db.execute(
+            "SELECT route_id, event_id, item, enqueued_at, attempts, next_attempt_at, last_error"
+            " FROM outbox ORDER BY route_id, next_attempt_at, seq"
+        )
+        pending: list[tuple[Any, ...]] = []
+
+        def write() -> None:
+            if pending:
+                first = pending[0]
+                self._insert_chunk(
+                    first[0],
+                    [r[2] for r in pending],
+                    [r[1] for r in pending],
+                    enqueued_at=min(r[3] for r in pending),
+                    attempts=max(r[4] for r in pending),
+                    next_attempt_at=min(r[5] for r in pending),
+                    last_error=next((r[6] for r in reversed(pending) if r[6]), None),
+                )
+                pending.clear()
+
+        for row in rows.fetchall():
+            if pending and (row[0] != pending[0][0] or len(pending) >= 1000):
+                write()
+            pending.append(row)
+        write()
+        self._db.execute("DROP TABLE outbox")
+
+    @staticmethod
+    def _take_lock(lock_path: str) -> Any:
+        handle = open(lock_path, "a+")  # noqa: SIM115 - held for the queue's lifetime
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise OutboxLockedError(
+                f"outbox {lock_path[: -len('.lock')]} is in use by another delivering process"
+            ) from None
+        return handle
+
+    def __repr__(self) -> str:
+        return f"SqliteQueue({self.path!r})"
 
     # -- the reserve: room to settle what is in flight on a full disk ------------
 
@@ -434,66 +378,7 @@ class SqliteQueue:
             return False
         return True
 
-    def _migrate(self) -> None:
-        """Create the tables, or bring an older outbox to the current layout in place."""
-        (version,) = self._db.execute("PRAGMA user_version").fetchone()
-        if version > SCHEMA_VERSION:
-            raise sqlite3.DatabaseError(
-                f"written by a newer version (layout {version}, this one reads {SCHEMA_VERSION}); "
-                "drain it with that version (destination outbox flush)"
-            )
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            old = self._db.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'routes'"
-            ).fetchone()
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    self._db.execute(statement)
-            if old and version < 1:
-                self._routes_by_name()
-            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-
-    def _routes_by_name(self) -> None:
-        """Layout 0 → 1: routes kept a frozen URL, pixel and test code; keep only names.
-
-        Routes that differed only by the frozen values merge, so what was queued
-        for a wrong pixel or URL goes where the current settings say.
-        """
-        keep: dict[str, int] = {}
-        for rid, text in self._db.execute("SELECT id, json FROM routes ORDER BY id").fetchall():
-            new = _route_json(_route_from_json(text))
-            if new in keep:
-                for table in ("outbox", "dead_letters"):
-                    self._db.execute(
-                        f"UPDATE {table} SET route_id = ? WHERE route_id = ?", (keep[new], rid)
-                    )
-                self._db.execute("DELETE FROM routes WHERE id = ?", (rid,))
-            else:
-                keep[new] = rid
-        for new, rid in keep.items():
-            self._db.execute("UPDATE routes SET json = ? WHERE id = ?", (new, rid))
-
-    @staticmethod
-    def _take_lock(lock_path: str) -> Any:
-        handle = open(lock_path, "a+")  # noqa: SIM115 - held for the queue's lifetime
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            raise OutboxLockedError(
-                f"outbox {lock_path[: -len('.lock')]} is in use by another delivering process"
-            ) from None
-        return handle
-
-    def __repr__(self) -> str:
-        return f"SqliteQueue({self.path!r})"
-
-    # -- routes ---------------------------------------------------------------
+    # -- routes and rows ----------------------------------------------------------
 
     def _route_id(self, route: Route) -> int:
         rid = self._routes.get(route)
@@ -515,45 +400,32 @@ class SqliteQueue:
             self._routes[route] = rid
         return route
 
-    # -- the Queue interface ----------------------------------------------------
-
-    @_storage
-    def put_many(self, events: Iterable[tuple[Route, StoredItem, str]]) -> int:
-        now = time.time()
-        with self._lock:
-            events = list(events)
-            if not events:
-                return 0
-            if not self._take_reserve():
-                # The reserve went to settling deliveries and the disk has no room to take it
-                # back: new events would eat the space acknowledgements need.
-                raise StorageError(
-                    f"outbox {self.path}: disk is full: no room for the "
-                    f"{self._reserve_bytes / 1e6:g} MB kept free next to the outbox "
-                    "to acknowledge deliveries"
-                )
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                rows = [
-                    (
-                        event_id,
-                        self._route_id(route),
-                        item if type(item) is str else _encode(item),
-                        now,
-                        now,
-                    )
-                    for route, item, event_id in events
-                ]
-                self._db.executemany(
-                    "INSERT INTO outbox(event_id, route_id, item, enqueued_at, next_attempt_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    rows,
-                )
-            except BaseException:
-                self._rollback()
-                raise
-            self._db.execute("COMMIT")
-        return len(rows)
+    def _insert_chunk(
+        self,
+        route_id: int,
+        items: Sequence[str],
+        event_ids: Sequence[str],
+        *,
+        enqueued_at: float,
+        attempts: int = 0,
+        next_attempt_at: float,
+        last_error: str | None = None,
+        size: int | None = None,
+    ) -> int:
+        blob = _SEP.join(items)
+        if size is None:
+            size = _utf8_len(blob) - len(items) + 1
+        cur = self._db.execute(
+            "INSERT INTO chunks(route_id, count, bytes, enqueued_at, attempts, next_attempt_at,"
+            " last_error) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (route_id, len(items), size, enqueued_at, attempts, next_attempt_at, last_error),
+        )
+        chunk_id = int(cur.lastrowid or 0)
+        self._db.execute(
+            "INSERT INTO chunk_items(id, event_ids, items) VALUES (?, ?, ?)",
+            (chunk_id, _dumps(list(event_ids)), blob),
+        )
+        return chunk_id
 
     def _rollback(self) -> None:
         # A failed ROLLBACK (the disk is gone) must not hide the error that caused it;
@@ -563,93 +435,242 @@ class SqliteQueue:
         self._routes.clear()
         self._route_by_id.clear()
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._rollback()
+            raise
+        self._db.execute("COMMIT")
+
+    def _unclaimed(self, sql: str, params: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
+        """Rows of ``sql`` (chunk id first) that this process does not hold."""
+        claimed = self._claimed
+        cur = self._db.execute(sql, params)
+        while True:
+            rows = cur.fetchmany(256)
+            if not rows:
+                return
+            for row in rows:
+                if row[0] not in claimed:
+                    yield row
+
+    # -- the Queue interface ----------------------------------------------------
+
     @_storage
-    def claim(self, limit: int, now: float | None = None) -> list[Entry]:
+    def put_many(
+        self,
+        events: Iterable[tuple[Route, StoredItem, str]],
+        *,
+        max_items: int = 1000,
+        max_bytes: int = 2_000_000,
+    ) -> int:
+        by_route: dict[Route, tuple[list[str], list[str]]] = {}
+        count = 0
+        for route, item, event_id in events:
+            text = item if type(item) is str else _encode(item)
+            if _SEP in text:  # not compact JSON after all: make it so
+                text = _encode(_loads(text))
+            group = by_route.get(route)
+            if group is None:
+                group = by_route[route] = ([], [])
+            group[0].append(text)
+            group[1].append(event_id)
+            count += 1
+        if not count:
+            return 0
+        now = time.time()
+        with self._lock:
+            if not self._take_reserve():
+                # The reserve went to settling deliveries and the disk has no room to take it
+                # back: new events would eat the space acknowledgements need.
+                raise StorageError(
+                    f"outbox {self.path}: disk is full: no room for the "
+                    f"{self._reserve_bytes / 1e6:g} MB kept free next to the outbox "
+                    "to acknowledge deliveries"
+                )
+            with self._transaction():
+                for route, (items, ids) in by_route.items():
+                    rid = self._route_id(route)
+                    for start, end, size in _cuts(items, max_items, max_bytes):
+                        self._insert_chunk(
+                            rid,
+                            items[start:end],
+                            ids[start:end],
+                            enqueued_at=now,
+                            next_attempt_at=now,
+                            size=size,
+                        )
+        return count
+
+    @_storage
+    def claim(self, limit: int, now: float | None = None) -> list[Chunk]:
         if limit <= 0:
             return []
         now = time.time() if now is None else now
         with self._lock:
+            chosen: list[int] = []
+            total = 0
+            for chunk_id, count in self._unclaimed(
+                "SELECT id, count FROM chunks WHERE next_attempt_at <= ?"
+                " ORDER BY next_attempt_at, id",
+                (now,),
+            ):
+                if chosen and total + count > limit:
+                    break
+                chosen.append(chunk_id)
+                total += count
+                if total >= limit:
+                    break
+            if not chosen:
+                return []
             rows = self._db.execute(
-                "UPDATE outbox SET claimed = 1 WHERE seq IN ("
-                " SELECT seq FROM outbox WHERE claimed = 0 AND next_attempt_at <= ?"
-                " ORDER BY next_attempt_at, seq LIMIT ?) "
-                "RETURNING seq, event_id, route_id, item, enqueued_at, attempts,"
-                " next_attempt_at, last_error",
-                (now, limit),
+                "SELECT c.id, c.route_id, c.bytes, c.enqueued_at, c.attempts, c.next_attempt_at,"
+                " c.last_error, i.event_ids, i.items FROM chunks c JOIN chunk_items i"
+                f" ON i.id = c.id WHERE c.id IN ({_marks(chosen)})",
+                chosen,
             ).fetchall()
-            entries = [
-                Entry(
-                    seq=row[0],
-                    event_id=row[1],
-                    route=self._route(row[2]),
-                    item_json=row[3],
-                    enqueued_at=row[4],
-                    attempts=row[5],
-                    next_attempt_at=row[6],
-                    last_error=row[7],
-                    size=len(row[3].encode()) if not row[3].isascii() else len(row[3]),
+            chunks = [
+                Chunk(
+                    id=row[0],
+                    route=self._route(row[1]),
+                    items=row[8].split(_SEP),
+                    event_ids=_loads(row[7]),
+                    enqueued_at=row[3],
+                    attempts=row[4],
+                    next_attempt_at=row[5],
+                    last_error=row[6],
+                    size=row[2],
                 )
                 for row in rows
             ]
-        entries.sort(key=lambda e: (e.next_attempt_at, e.seq))
-        return entries
+            for chunk in chunks:
+                self._claimed[chunk.id] = len(chunk.items)
+        chunks.sort(key=lambda c: (c.next_attempt_at, c.id))
+        return chunks
 
-    def _many(self, sql: str, params: Iterable[Sequence[Any]]) -> None:
+    def _forget(self, ids: Sequence[int]) -> None:
+        for chunk_id in ids:
+            self._claimed.pop(chunk_id, None)
+
+    def _delete(self, ids: Sequence[int]) -> None:
+        for group in _groups(list(ids)):
+            marks = _marks(group)
+            self._db.execute(f"DELETE FROM chunks WHERE id IN ({marks})", group)
+            self._db.execute(f"DELETE FROM chunk_items WHERE id IN ({marks})", group)
+
+    @_storage
+    @_settling
+    def ack(self, ids: Sequence[int]) -> None:
+        if not ids:
+            return
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany(sql, params)
-            except BaseException:
-                self._rollback()
-                raise
-            self._db.execute("COMMIT")
+            with self._transaction():
+                self._delete(ids)
+            self._forget(ids)
 
     @_storage
     @_settling
-    def ack(self, seqs: Sequence[int]) -> None:
-        self._many("DELETE FROM outbox WHERE seq = ?", ((s,) for s in seqs))
+    def retry(self, ids: Sequence[int], next_attempt_at: float, error: str) -> None:
+        if not ids:
+            return
+        with self._lock:
+            with self._transaction():
+                for group in _groups(list(ids)):
+                    self._db.execute(
+                        "UPDATE chunks SET attempts = attempts + 1, next_attempt_at = ?,"
+                        f" last_error = ? WHERE id IN ({_marks(group)})",
+                        (next_attempt_at, error, *group),
+                    )
+            self._forget(ids)
 
     @_storage
     @_settling
-    def retry(self, seqs: Sequence[int], next_attempt_at: float, error: str) -> None:
-        self._many(
-            "UPDATE outbox SET claimed = 0, attempts = attempts + 1, next_attempt_at = ?,"
-            " last_error = ? WHERE seq = ?",
-            ((next_attempt_at, error, s) for s in seqs),
-        )
+    def release(self, ids: Sequence[int], error: str | None = None) -> None:
+        with self._lock:
+            if error is not None and ids:
+                with self._transaction():
+                    for group in _groups(list(ids)):
+                        self._db.execute(
+                            f"UPDATE chunks SET last_error = ? WHERE id IN ({_marks(group)})",
+                            (error, *group),
+                        )
+            self._forget(ids)
 
     @_storage
     @_settling
-    def release(self, seqs: Sequence[int], error: str | None = None) -> None:
-        if error is None:
-            self._many("UPDATE outbox SET claimed = 0 WHERE seq = ?", ((s,) for s in seqs))
-        else:
-            self._many(
-                "UPDATE outbox SET claimed = 0, last_error = ? WHERE seq = ?",
-                ((error, s) for s in seqs),
-            )
+    def split(self, chunk: Chunk, sizes: Sequence[int]) -> list[Chunk]:
+        if sum(sizes) != len(chunk.items) or any(n <= 0 for n in sizes):
+            raise ValueError(f"parts {list(sizes)} do not add up to {len(chunk.items)} items")
+        parts: list[Chunk] = []
+        with self._lock:
+            with self._transaction():
+                self._delete([chunk.id])
+                rid = self._route_id(chunk.route)
+                start = 0
+                for n in sizes:
+                    items = chunk.items[start : start + n]
+                    ids = chunk.event_ids[start : start + n]
+                    size = sum(map(_utf8_len, items)) + n - 1
+                    new_id = self._insert_chunk(
+                        rid,
+                        items,
+                        ids,
+                        enqueued_at=chunk.enqueued_at,
+                        attempts=chunk.attempts,
+                        next_attempt_at=chunk.next_attempt_at,
+                        last_error=chunk.last_error,
+                        size=size,
+                    )
+                    parts.append(
+                        Chunk(
+                            new_id,
+                            chunk.route,
+                            items,
+                            ids,
+                            chunk.enqueued_at,
+                            chunk.attempts,
+                            chunk.next_attempt_at,
+                            chunk.last_error,
+                            size,
+                        )
+                    )
+                    start += n
+            self._forget([chunk.id])
+            for part in parts:
+                self._claimed[part.id] = len(part.items)
+        return parts
 
     @_storage
     @_settling
-    def dead_letter(self, seqs: Sequence[int], reason: str, code: int | None = None) -> None:
+    def dead_letter(self, ids: Sequence[int], reason: str, code: int | None = None) -> None:
+        if not ids:
+            return
         now = time.time()
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for chunk in _chunks(list(seqs)):
-                    marks = ",".join("?" * len(chunk))
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO dead_letters(seq, event_id, route_id, item,"
-                        " enqueued_at, attempts, reason, code, dead_at) "
-                        "SELECT seq, event_id, route_id, item, enqueued_at, attempts + 1, ?, ?, ?"
-                        f" FROM outbox WHERE seq IN ({marks})",
-                        (reason, code, now, *chunk),
+            with self._transaction():
+                for group in _groups(list(ids)):
+                    rows = self._db.execute(
+                        "SELECT c.route_id, c.enqueued_at, c.attempts, i.event_ids, i.items"
+                        " FROM chunks c JOIN chunk_items i ON i.id = c.id"
+                        f" WHERE c.id IN ({_marks(group)}) ORDER BY c.id",
+                        group,
+                    ).fetchall()
+                    self._db.executemany(
+                        "INSERT INTO dead_letters(event_id, route_id, item, enqueued_at,"
+                        " attempts, reason, code, dead_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            (event_id, rid, item, enqueued, attempts + 1, reason, code, now)
+                            for rid, enqueued, attempts, event_ids, items in rows
+                            for event_id, item in zip(
+                                _loads(event_ids), items.split(_SEP), strict=True
+                            )
+                        ),
                     )
-                    self._db.execute(f"DELETE FROM outbox WHERE seq IN ({marks})", tuple(chunk))
-            except BaseException:
-                self._rollback()
-                raise
-            self._db.execute("COMMIT")
+                    self._delete(group)
+            self._forget(ids)
 
     @_storage
     def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
@@ -678,6 +699,15 @@ class SqliteQueue:
             ]
 
     @_storage
+    def dead_letter_reasons(self) -> list[tuple[str, int | None, int]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT reason, code, count(*) AS n FROM dead_letters"
+                " GROUP BY reason, code ORDER BY n DESC, reason"
+            ).fetchall()
+        return [(reason, code, count) for reason, code, count in rows]
+
+    @_storage
     def replay(self, event_ids: Sequence[str] | None = None) -> int:
         # A replayed event gets a fresh enqueued_at, so it has a full max age again.
         now = time.time()
@@ -687,98 +717,191 @@ class SqliteQueue:
                 return 0
             where = " WHERE event_id IN (SELECT value FROM json_each(?))"
             params = (_dumps(list(event_ids)),)
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                cur = self._db.execute(
-                    "INSERT INTO outbox(event_id, route_id, item, enqueued_at, next_attempt_at) "
-                    f"SELECT event_id, route_id, item, ?, ? FROM dead_letters{where} ORDER BY seq",
-                    (now, now, *params),
-                )
-                count = cur.rowcount
-                self._db.execute(f"DELETE FROM dead_letters{where}", params)
-            except BaseException:
-                self._rollback()
-                raise
-            self._db.execute("COMMIT")
-        return count
+        with self._lock, self._transaction():
+            rows = self._db.execute(
+                f"SELECT route_id, event_id, item FROM dead_letters{where} ORDER BY seq",
+                params,
+            ).fetchall()
+            by_route: dict[int, tuple[list[str], list[str]]] = {}
+            for rid, event_id, item in rows:
+                items, ids = by_route.setdefault(rid, ([], []))
+                items.append(item)
+                ids.append(event_id)
+            for rid, (items, ids) in by_route.items():
+                for start, end, size in _cuts(items, 1000, 2_000_000):
+                    self._insert_chunk(
+                        rid,
+                        items[start:end],
+                        ids[start:end],
+                        enqueued_at=now,
+                        next_attempt_at=now,
+                        size=size,
+                    )
+            self._db.execute(f"DELETE FROM dead_letters{where}", params)
+        return len(rows)
 
     @_storage
     def purge(
-        self, *, event_ids: Sequence[str] | None = None, older_than: float | None = None
+        self,
+        *,
+        event_ids: Sequence[str] | None = None,
+        older_than: float | None = None,
+        dry_run: bool = False,
     ) -> tuple[int, int]:
-        where, params = "", ()  # type: tuple[str, tuple[Any, ...]]
-        if event_ids is not None:
-            if not event_ids:
-                return 0, 0
-            where = " WHERE event_id IN (SELECT value FROM json_each(?))"
-            params = (_dumps(list(event_ids)),)
-        elif older_than is not None:
-            where = " WHERE enqueued_at < ?"
-            params = (time.time() - older_than,)
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                waiting = self._db.execute(f"DELETE FROM outbox{where}", params).rowcount
-                dead = self._db.execute(f"DELETE FROM dead_letters{where}", params).rowcount
+                if event_ids is not None:
+                    waiting, dead = self._purge_events(set(event_ids))
+                else:
+                    waiting, dead = self._purge_where(older_than)
             except BaseException:
                 self._rollback()
                 raise
-            self._db.execute("COMMIT")
+            # A dry run counts by doing it, then takes it back.
+            self._db.execute("ROLLBACK" if dry_run else "COMMIT")
         return waiting, dead
+
+    def _purge_where(self, older_than: float | None) -> tuple[int, int]:
+        where, params = "", ()  # type: tuple[str, tuple[Any, ...]]
+        if older_than is not None:
+            where, params = " WHERE enqueued_at < ?", (time.time() - older_than,)
+        rows = self._db.execute(f"SELECT id, count FROM chunks{where}", params).fetchall()
+        ids = [chunk_id for chunk_id, _ in rows if chunk_id not in self._claimed]
+        waiting = sum(count for chunk_id, count in rows if chunk_id not in self._claimed)
+        self._delete(ids)
+        dead = self._db.execute(f"DELETE FROM dead_letters{where}", params).rowcount
+        return int(waiting), dead
+
+    def _purge_events(self, wanted: set[str]) -> tuple[int, int]:
+        """Remove these event ids from their chunks (a chunk left empty goes too)."""
+        if not wanted:
+            return 0, 0
+        removed = 0
+        rows = self._db.execute(
+            "SELECT c.id, c.route_id, c.enqueued_at, c.attempts, c.next_attempt_at,"
+            " c.last_error, i.event_ids, i.items FROM chunks c JOIN chunk_items i"
+            " ON i.id = c.id"
+        ).fetchall()
+        for chunk_id, rid, enqueued, attempts, due, error, ids_text, blob in rows:
+            if chunk_id in self._claimed:
+                continue
+            ids = _loads(ids_text)
+            if wanted.isdisjoint(ids):
+                continue
+            items = blob.split(_SEP)
+            kept = [(i, t) for i, t in zip(ids, items, strict=True) if i not in wanted]
+            removed += len(ids) - len(kept)
+            self._delete([chunk_id])
+            if kept:
+                self._insert_chunk(
+                    rid,
+                    [t for _, t in kept],
+                    [i for i, _ in kept],
+                    enqueued_at=enqueued,
+                    attempts=attempts,
+                    next_attempt_at=due,
+                    last_error=error,
+                )
+        dead = self._db.execute(
+            "DELETE FROM dead_letters WHERE event_id IN (SELECT value FROM json_each(?))",
+            (_dumps(sorted(wanted)),),
+        ).rowcount
+        return removed, dead
 
     @_storage
     def reschedule(self, now: float | None = None) -> int:
         now = time.time() if now is None else now
         with self._lock:
-            cur = self._db.execute(
-                "UPDATE outbox SET next_attempt_at = ? WHERE claimed = 0 AND next_attempt_at > ?",
-                (now, now),
-            )
-            return cur.rowcount
+            ids = [
+                row[0]
+                for row in self._unclaimed(
+                    "SELECT id FROM chunks WHERE next_attempt_at > ?", (now,)
+                )
+            ]
+            if not ids:
+                return 0
+            with self._transaction():
+                total = 0
+                for group in _groups(ids):
+                    marks = _marks(group)
+                    (n,) = self._db.execute(
+                        f"SELECT coalesce(sum(count), 0) FROM chunks WHERE id IN ({marks})", group
+                    ).fetchone()
+                    total += n
+                    self._db.execute(
+                        f"UPDATE chunks SET next_attempt_at = ? WHERE id IN ({marks})",
+                        (now, *group),
+                    )
+        return int(total)
 
     @_storage
     def stats(self, now: float | None = None) -> QueueStats:
         now = time.time() if now is None else now
         with self._lock:
-            pending, in_flight, oldest = self._db.execute(
-                "SELECT count(*), coalesce(sum(claimed), 0), min(enqueued_at) FROM outbox"
+            pending, oldest = self._db.execute(
+                "SELECT coalesce(sum(count), 0), min(enqueued_at) FROM chunks"
             ).fetchone()
-            due, next_at = self._db.execute(
-                "SELECT count(*) FILTER (WHERE next_attempt_at <= ?), min(next_attempt_at)"
-                " FROM outbox WHERE claimed = 0",
-                (now,),
+            (due,) = self._db.execute(
+                "SELECT coalesce(sum(count), 0) FROM chunks WHERE next_attempt_at <= ?", (now,)
             ).fetchone()
             (dead,) = self._db.execute("SELECT count(*) FROM dead_letters").fetchone()
+            in_flight = sum(self._claimed.values())
+            due_claimed = self._claimed_due(now)
+            next_at = self._next_due()
         return QueueStats(
-            pending=pending,
-            due=due,
+            pending=int(pending),
+            due=int(due) - due_claimed,
             in_flight=in_flight,
-            dead_letters=dead,
+            dead_letters=int(dead),
             oldest_enqueued_at=oldest,
             next_attempt_at=next_at,
         )
+
+    def _claimed_due(self, now: float) -> int:
+        """Events of the claimed chunks that count as due in the table (to subtract)."""
+        if not self._claimed:
+            return 0
+        total = 0
+        ids = list(self._claimed)
+        for group in _groups(ids):
+            (n,) = self._db.execute(
+                "SELECT coalesce(sum(count), 0) FROM chunks WHERE next_attempt_at <= ?"
+                f" AND id IN ({_marks(group)})",
+                (now, *group),
+            ).fetchone()
+            total += n
+        return int(total)
 
     @_storage
     def route_stats(self, now: float | None = None) -> list[RouteStats]:
         now = time.time() if now is None else now
         with self._lock:
-            totals = self._db.execute(
-                "SELECT route_id, count(*), count(*) FILTER (WHERE claimed = 0 AND"
-                " next_attempt_at <= ?), coalesce(sum(claimed), 0), min(enqueued_at),"
-                " max(attempts) FROM outbox GROUP BY route_id ORDER BY route_id",
-                (now,),
-            ).fetchall()
-            # The entries of one failed request share its error and its due time, so
-            # the error of the latest due time is the route's last one.
-            errors = self._db.execute(
-                "SELECT route_id, last_error, count(*), max(next_attempt_at) FROM outbox"
-                " WHERE last_error IS NOT NULL GROUP BY route_id, last_error"
-            ).fetchall()
+            claimed = self._claimed
+            totals: dict[int, list[Any]] = {}
             last: dict[int, tuple[str, int, float]] = {}
-            for rid, error, count, at in errors:
-                if rid not in last or at > last[rid][2]:
-                    last[rid] = (error, count, at)
+            errors: dict[tuple[int, str], list[float]] = {}
+            for chunk_id, rid, count, enqueued, attempts, due, error in self._db.execute(
+                "SELECT id, route_id, count, enqueued_at, attempts, next_attempt_at, last_error"
+                " FROM chunks"
+            ):
+                row = totals.setdefault(rid, [0, 0, 0, None, 0])
+                row[0] += count
+                if chunk_id in claimed:
+                    row[2] += count
+                elif due <= now:
+                    row[1] += count
+                row[3] = enqueued if row[3] is None else min(row[3], enqueued)
+                row[4] = max(row[4], attempts)
+                if error is not None:
+                    seen = errors.setdefault((rid, error), [0, due])
+                    seen[0] += count
+                    seen[1] = max(seen[1], due)
+            # The chunks of one failed request share its error and its due time, so
+            # the error of the latest due time is the route's last one.
+            for (rid, error), (count, due) in errors.items():
+                if rid not in last or due > last[rid][2]:
+                    last[rid] = (error, int(count), due)
             return [
                 RouteStats(
                     route=self._route(rid),
@@ -790,26 +913,21 @@ class SqliteQueue:
                     last_error=last[rid][0] if rid in last else None,
                     last_error_count=last[rid][1] if rid in last else 0,
                 )
-                for rid, pending, due, in_flight, oldest, attempts in totals
+                for rid, (pending, due, in_flight, oldest, attempts) in sorted(totals.items())
             ]
 
-    @_storage
-    def dead_letter_reasons(self) -> list[tuple[str, int | None, int]]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT reason, code, count(*) AS n FROM dead_letters"
-                " GROUP BY reason, code ORDER BY n DESC, reason"
-            ).fetchall()
-        return [(reason, code, count) for reason, code, count in rows]
+    def _next_due(self) -> float | None:
+        for _, at in self._unclaimed(
+            "SELECT id, next_attempt_at FROM chunks ORDER BY next_attempt_at, id", ()
+        ):
+            return float(at)
+        return None
 
     @_storage
     def next_due(self) -> float | None:
-        """When the earliest waiting entry becomes due (None when nothing waits)."""
+        """When the earliest unclaimed chunk becomes due (None when nothing waits)."""
         with self._lock:
-            (at,) = self._db.execute(
-                "SELECT min(next_attempt_at) FROM outbox WHERE claimed = 0"
-            ).fetchone()
-        return at
+            return self._next_due()
 
     def size_bytes(self) -> int | None:
         """The database file and its write-ahead log, in bytes (None in memory)."""
@@ -834,6 +952,21 @@ class SqliteQueue:
                 fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
                 self._lock_file.close()
                 self._lock_file = None
+
+
+def _cuts(items: Sequence[str], max_items: int, max_bytes: int) -> Iterator[tuple[int, int, int]]:
+    """(start, end, bytes) of consecutive runs of ``items`` within both caps (a single
+    item larger than ``max_bytes`` is a run of its own)."""
+    start, size = 0, 0
+    for index, text in enumerate(items):
+        n = _utf8_len(text)
+        extra = n + (1 if index > start else 0)
+        if index > start and (index - start >= max_items or size + extra > max_bytes):
+            yield start, index, size
+            start, size, extra = index, 0, n
+        size += extra
+    if start < len(items):
+        yield start, len(items), size
 
 
 def _not_an_outbox(path: Path) -> str | None:

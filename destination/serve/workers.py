@@ -30,7 +30,7 @@ from typing import Any
 from ..actions import Route
 from ..config import Config
 from ..delivery.factories import make_queue
-from ..delivery.outbox import Entry, Queue, QueueStats, StoredItem
+from ..delivery.queue import Chunk, Queue, QueueStats, StoredItem
 from ..errors import ConfigurationError
 from .auth import WriteKeys
 
@@ -47,10 +47,16 @@ class PutOnlyQueue:
     def __init__(self, inner: Queue) -> None:
         self._inner = inner
 
-    def put_many(self, events: Iterable[tuple[Route, StoredItem, str]]) -> int:
-        return self._inner.put_many(events)
+    def put_many(
+        self,
+        events: Iterable[tuple[Route, StoredItem, str]],
+        *,
+        max_items: int = 1000,
+        max_bytes: int = 2_000_000,
+    ) -> int:
+        return self._inner.put_many(events, max_items=max_items, max_bytes=max_bytes)
 
-    def claim(self, limit: int, now: float | None = None) -> list[Entry]:
+    def claim(self, limit: int, now: float | None = None) -> list[Chunk]:
         return []
 
     def next_due(self) -> float | None:
