@@ -21,9 +21,7 @@ def chunk(cid: int, size: int = 100, r: int = 0, n: int = 1) -> Chunk:
 
 @settings(max_examples=200, deadline=None)
 @given(
-    st.lists(
-        st.tuples(st.integers(1, 5000), st.integers(0, 2), st.integers(1, 50)), max_size=300
-    ),
+    st.lists(st.tuples(st.integers(1, 5000), st.integers(0, 2), st.integers(1, 50)), max_size=300),
     st.integers(1, 50),
     st.integers(ENVELOPE_BYTES + 1, 20_000),
 )

@@ -20,9 +20,7 @@ def queue(tmp_path):
 
 def put(q: SqliteQueue, n: int, start: int = 0, max_items: int = 1) -> None:
     """``n`` events, one chunk of ``max_items`` each by default (so tests settle them apart)."""
-    q.put_many(
-        [(route(), item(i), f"e{i}") for i in range(start, start + n)], max_items=max_items
-    )
+    q.put_many([(route(), item(i), f"e{i}") for i in range(start, start + n)], max_items=max_items)
 
 
 def ids(chunks) -> list[str]:
