@@ -276,3 +276,19 @@ def test_the_lock_follows_symlinks(tmp_path):
     with pytest.raises(OutboxLockedError):
         SqliteQueue(link)
     first.close()
+
+
+@pytest.mark.parametrize("name_index", [True, False])
+def test_bisect_across_chunks_dead_letters_exactly_the_bad_events(tmp_path, name_index):
+    """Chunks of 70 (stored by separate calls) in batches of 200: the bad events sit in
+    different chunks, one right at a chunk's edge; only they become dead letters."""
+    server = FakeServer(poison={"e69", "e70", "e150"}, name_index=name_index)
+    with make_engine(server, tmp_path, batch_size=200) as engine:
+        for start in range(0, 280, 70):
+            engine.submit_many(events(70, start=start))
+        assert engine.drain(timeout=30)
+        letters = engine.queue.dead_letters()
+        stats = engine.stats()
+    assert sorted(d.event_id for d in letters) == ["e150", "e69", "e70"]
+    assert set(server.received) == {f"e{i}" for i in range(280)} - {"e69", "e70", "e150"}
+    assert stats["delivered"] == 277 and stats["rejected"] == 3 and stats["pending"] == 0
