@@ -292,3 +292,21 @@ def test_bisect_across_chunks_dead_letters_exactly_the_bad_events(tmp_path, name
     assert sorted(d.event_id for d in letters) == ["e150", "e69", "e70"]
     assert set(server.received) == {f"e{i}" for i in range(280)} - {"e69", "e70", "e150"}
     assert stats["delivered"] == 277 and stats["rejected"] == 3 and stats["pending"] == 0
+
+
+def test_the_byte_cap_counts_pages_in_use_so_a_drained_outbox_has_room(tmp_path):
+    server = FakeServer(token="the-right-token-0001")  # stopped: nothing leaves
+    big = [(route(), item(i, pad="x" * 2000), f"e{i}") for i in range(300)]
+    with make_engine(server, tmp_path, max_queue_bytes=400_000) as engine:
+        with pytest.raises(QueueFullError, match="max_queue_bytes"):
+            for start in range(0, 300, 50):
+                engine.submit_many(big[start : start + 50])
+        server.token = TOKEN
+        engine.resume()
+        assert engine.drain(timeout=20)
+        # The file keeps its size (SQLite reuses freed pages); the cap does not count them.
+        on_disk = sum(
+            p.stat().st_size for p in tmp_path.glob("outbox.sqlite3*") if not p.name.endswith("ve")
+        )
+        assert on_disk > 400_000  # the .sqlite3 and its -wal; the .reserve is not counted
+        assert engine.submit_many(big[:50]) == 50

@@ -929,15 +929,21 @@ class SqliteQueue:
         with self._lock:
             return self._next_due()
 
+    @_storage
     def size_bytes(self) -> int | None:
-        """The database file and its write-ahead log, in bytes (None in memory)."""
+        """Bytes of the pages in use (None in memory).
+
+        Not the file's size: SQLite keeps freed pages in the file for reuse, so
+        the file never shrinks, and a cap on it would refuse events forever
+        once reached, even with the outbox drained.
+        """
         if self.path == ":memory:":
             return None
-        total = 0
-        for suffix in ("", "-wal"):
-            with contextlib.suppress(OSError):
-                total += os.stat(self.path + suffix).st_size
-        return total
+        with self._lock:
+            (pages,) = self._db.execute("PRAGMA page_count").fetchone()
+            (free,) = self._db.execute("PRAGMA freelist_count").fetchone()
+            (size,) = self._db.execute("PRAGMA page_size").fetchone()
+        return int((pages - free) * size)
 
     def close(self) -> None:
         with self._lock:
