@@ -8,6 +8,7 @@ it makes storage work again.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sqlite3
 import uuid
@@ -24,6 +25,7 @@ from destination.errors import StorageError
 from destination.host import Runtime
 from destination.serve import app as serve_app
 from destination.serve.auth import WriteKeys
+from destination.serve.command import reload_settings
 from destination.serve.metrics import MAX_LABEL_CHARS, RequestMetrics, render
 from destination.serve.workers import WorkerPool
 from destination.tiktok.sandbox import Sandbox
@@ -287,3 +289,52 @@ def test_a_workers_storage_failure_and_full_queue_are_answered_like_the_servers(
     failures = [r for r in caplog.records if "disk is full" in r.getMessage()]
     assert len(failures) == 1 and failures[0].name == "destination.serve"
     assert not any(r.exc_info for r in caplog.records)
+
+
+# -- reloading the settings (what SIGHUP runs; the signal itself: test_serve_process.py) ---
+
+
+def test_reload_settings_resumes_with_the_files_settings_or_keeps_the_old_ones(
+    box, tmp_path, caplog
+):
+    caplog.set_level(logging.INFO)
+    outbox = tmp_path / "outbox.db"
+    path = tmp_path / "serve.yaml"
+
+    def write(token: str, extra: str = "", destination: str = "tiktok") -> None:
+        path.write_text(
+            f"destination: {destination}\n"
+            "settings:\n"
+            f"  access_token: {token}\n"
+            f"  api_base_url: {box.url}\n"
+            f"  pixel_code: {PIXEL}\n"
+            f"{extra}"
+            "delivery:\n"
+            f"  outbox: {outbox}\n"
+            "  linger: 0.02\n"
+            "  stop_retry_interval: 0\n"
+        )
+
+    write(WRONG_TOKEN)
+    config = load_config(path)
+    args = argparse.Namespace(sandbox=False, config=str(path))
+    with Runtime(config, environ={}, track_results=False) as runtime:
+        runtime.process(order(timestamp="2026-01-01T00:00:00Z"))
+        assert wait_for(lambda: runtime.stopped)
+
+        write(box.token, "  pixle_code: typo\n")
+        assert not reload_settings(args, config, runtime, None, {})
+        write(box.token, destination="other")
+        assert not reload_settings(args, config, runtime, None, {})
+        assert runtime.stopped and box.events() == []
+
+        write(WRONG_TOKEN)  # the environment still wins over the file
+        assert reload_settings(args, config, runtime, None, {"TIKTOK_ACCESS_TOKEN": box.token})
+        assert wait_for(lambda: len(box.events()) == 1) and not runtime.stopped
+    lines = [r.getMessage() for r in caplog.records if r.name == "destination.serve"]
+    assert lines[0].startswith("serve: SIGHUP: settings not reloaded, the old ones stay: ")
+    assert f"{path}:6:3: error: settings: pixle_code: unknown setting" in lines[0]
+    assert "destination changed from 'tiktok' to 'other'" in lines[1]
+    assert lines[2] == "serve: SIGHUP: settings reloaded; delivery resumed"
+    assert len(lines) == 3 and "\n" not in "".join(lines)
+    assert WRONG_TOKEN not in caplog.text and box.token not in caplog.text

@@ -127,13 +127,13 @@ class ServerState:
 
     def health(self, stats: dict[str, Any]) -> Health:
         """The server's condition; refusing events is worse than a stopped delivery."""
-        storage = self._storage_failing(stats)
+        storage, full = self._storage_failing(stats), self._queue_full(stats)
+        flags = {"storage_failing": storage is not None, "queue_full": full is not None}
         if storage is not None:
-            return Health(f"degraded: storage: {storage}", 503, storage, storage_failing=True)
-        full = self._queue_full(stats)
+            return Health(f"degraded: storage: {storage}", 503, storage, **flags)
         if full is not None:
             shown = full.removeprefix("the queue is full: ")
-            return Health(f"degraded: queue full: {shown}", 503, full, queue_full=True)
+            return Health(f"degraded: queue full: {shown}", 503, full, **flags)
         reason = stats.get("stop_reason") if stats.get("stopped") else None
         if reason:
             # The stop reason starts with "delivery stopped: "; events are still taken.

@@ -259,6 +259,11 @@ def reload_settings(
             runtime.engine.resume()
         elif args.config:
             fresh = load_config(args.config)
+            if fresh.destination != runtime.config.destination:
+                raise ConfigurationError(
+                    f"destination changed from {runtime.config.destination!r} to "
+                    f"{fresh.destination!r}: that needs a restart"
+                )
             try:  # checked here first, so problems point at the file as it is now
                 runtime.destination.load_settings(fresh.settings, environ)
             except SettingsError as exc:
