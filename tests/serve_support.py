@@ -23,6 +23,7 @@ import uvicorn
 from destination.host import Runtime
 from destination.serve.app import build_app
 from destination.serve.auth import WriteKeys
+from destination.serve.workers import WorkerPool
 from destination.tiktok.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,11 +39,14 @@ def runtime_config(box: Sandbox, outbox: Path, **delivery: Any) -> dict[str, Any
 
 
 @contextmanager
-def running_server(runtime: Runtime, keys: tuple[str, ...] = (KEY,)) -> Iterator[str]:
-    """Serve ``runtime`` with uvicorn in a thread; yields the base URL; closes the runtime."""
+def running_server(
+    runtime: Runtime, keys: tuple[str, ...] = (KEY,), pool: WorkerPool | None = None
+) -> Iterator[str]:
+    """Serve ``runtime`` with uvicorn in a thread; yields the base URL; closes the runtime
+    (and ``pool``, worker processes that store events)."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    app = build_app(runtime, WriteKeys(keys), shutdown_timeout=5.0)
+    app = build_app(runtime, WriteKeys(keys), shutdown_timeout=5.0, pool=pool)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

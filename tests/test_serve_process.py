@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -321,3 +322,117 @@ def test_the_config_sets_the_workers_and_the_command_line_wins(tmp_path):
                     assert "worker processes" not in server.output
             finally:
                 server.kill()
+
+
+# -- SIGHUP -------------------------------------------------------------------------------
+
+RIGHT_TOKEN = "right-token-sighup-3b7d"
+WRONG_TOKEN = "wrong-token-sighup-9c2e"
+
+
+def write_settings(path: Path, box: Sandbox, outbox: Path, token: str, extra: str = "") -> None:
+    path.write_text(
+        "settings:\n"
+        f"  access_token: {token}\n"
+        f"  api_base_url: {box.url}\n"
+        f"  pixel_code: {PIXEL}\n"
+        f"{extra}"
+        "delivery:\n"
+        f"  outbox: {outbox}\n"
+        "  linger: 0.02\n"
+        "  stop_retry_interval: 0\n"
+    )
+
+
+def health(http: httpx.Client, url: str) -> tuple[int, str]:
+    answer = http.get(url + "/healthz")
+    return answer.status_code, answer.json()["status"]
+
+
+def test_sighup_reloads_the_settings_and_delivers_what_waited(tmp_path):
+    with Sandbox(pixels=[PIXEL], tokens=[RIGHT_TOKEN]) as box:
+        config, outbox = tmp_path / "serve.yaml", tmp_path / "outbox.db"
+        write_settings(config, box, outbox, WRONG_TOKEN)  # no TIKTOK_ACCESS_TOKEN: the file's
+        server = ServeProcess("--config", str(config), "--write-key", KEY)
+        try:
+            client = Client(write_key=KEY, host=server.url, sync_mode=True)
+            sent = messages(client, 10)
+            with httpx.Client() as http:
+                assert wait_for(lambda: health(http, server.url)[1].startswith("degraded: "))
+                code, status = health(http, server.url)
+                assert code == 200 and status.startswith("degraded: delivery stopped: ")
+                assert "40105" in status and box.events() == []
+
+                # A bad file: one line naming the problem where it is; the old settings stay.
+                write_settings(config, box, outbox, RIGHT_TOKEN, "  pixle_code: typo\n")
+                os.kill(server.proc.pid, signal.SIGHUP)
+                assert wait_for(lambda: "settings not reloaded" in server.output)
+                assert "serve.yaml:5:" in server.output and "pixle_code" in server.output
+                sent += messages(client, 5, 10)  # still taking events, still stopped
+                assert health(http, server.url)[1].startswith("degraded: delivery stopped: ")
+
+                write_settings(config, box, outbox, RIGHT_TOKEN)
+                os.kill(server.proc.pid, signal.SIGHUP)
+                assert wait_for(lambda: len(box.events()) == 15)
+                assert health(http, server.url) == (200, "ok")
+            os.kill(server.proc.pid, signal.SIGTERM)
+            assert server.wait() == 0
+        finally:
+            server.kill()
+        delivered = Counter(e.event_id for e in box.events())
+        assert delivered == Counter(m["messageId"] for m in sent)  # each once
+    output = server.output
+    assert output.count("settings reloaded; delivery resumed") == 1
+    assert output.count("settings not reloaded") == 1
+    assert "Traceback" not in output
+    assert WRONG_TOKEN not in output and RIGHT_TOKEN not in output
+    assert "15 delivered, 0 still queued" in output
+
+
+def test_sighup_in_sandbox_mode_resumes_and_the_server_goes_on(tmp_path):
+    server = ServeProcess("--sandbox", "--write-key", KEY)
+    try:
+        os.kill(server.proc.pid, signal.SIGHUP)
+        assert wait_for(lambda: "settings reloaded; delivery resumed" in server.output)
+        with httpx.Client() as http:
+            assert health(http, server.url) == (200, "ok")
+            answer = http.post(
+                server.url + "/v1/track",
+                json={"event": "Order Completed", "userId": "u", "properties": {"value": 1}},
+                auth=(KEY, ""),
+            )
+            assert answer.status_code == 200
+        os.kill(server.proc.pid, signal.SIGTERM)
+        assert server.wait() == 0
+    finally:
+        server.kill()
+
+
+@pytest.mark.slow
+def test_sighup_starts_the_workers_again_with_the_new_settings(tmp_path):
+    with Sandbox(pixels=[PIXEL], tokens=[RIGHT_TOKEN]) as box:
+        config, outbox = tmp_path / "serve.yaml", tmp_path / "outbox.db"
+        write_settings(config, box, outbox, WRONG_TOKEN)
+        server = ServeProcess("--config", str(config), "--write-key", KEY, "--workers", "1")
+        try:
+            client = Client(write_key=KEY, host=server.url, sync_mode=True)
+            sent = messages(client, 5)
+            with httpx.Client() as http:
+                assert wait_for(lambda: health(http, server.url)[1].startswith("degraded: "))
+                before = children(server.proc.pid)
+                write_settings(config, box, outbox, RIGHT_TOKEN, "  default_phone_region: DE\n")
+                os.kill(server.proc.pid, signal.SIGHUP)
+                assert wait_for(lambda: len(box.events()) == 5)
+                assert wait_for(lambda: "settings reloaded" in server.output)
+                sent += messages(client, 5, 5)  # stored by the new worker
+                assert wait_for(lambda: len(box.events()) == 10)
+                assert health(http, server.url) == (200, "ok")
+                workers = children(server.proc.pid)
+                assert wait_for(lambda: not any(alive(p) for p in set(before) - set(workers)))
+            os.kill(server.proc.pid, signal.SIGTERM)
+            assert server.wait() == 0
+        finally:
+            server.kill()
+        delivered = Counter(e.event_id for e in box.events())
+        assert delivered == Counter(m["messageId"] for m in sent)  # each once
+    assert "did not start again" not in server.output and "Traceback" not in server.output

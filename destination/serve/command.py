@@ -7,6 +7,12 @@ bound). Shutdown on SIGTERM or Ctrl-C is uvicorn's graceful one — stop
 accepting, finish the requests in flight — followed by the runtime's: deliver
 what is due within ``delivery.shutdown_timeout`` and keep the rest queued in
 the outbox for the next start.
+
+SIGHUP reloads the destination's settings (from ``--config`` again, with the
+environment over it as at start-up) and resumes a stopped delivery: fix a
+revoked token or a wrong ``api_base_url`` without a restart. The reload runs
+in a thread of its own, never in the signal handler; a bad file is logged
+and the settings in force stay.
 """
 
 from __future__ import annotations
@@ -18,15 +24,24 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..cli import int_between, port_number
 from ..config import Config, load_config
-from ..errors import ConfigurationError, DestinationError
+from ..errors import ConfigurationError, DestinationError, SettingsError
+from ..presets import ConfigFileError
+
+if TYPE_CHECKING:
+    from ..host import Runtime
+    from .workers import WorkerPool
 
 __all__ = ["add_parser", "serve"]
+
+log = logging.getLogger("destination.serve")
 
 EXIT_OK, EXIT_LISTEN, EXIT_CONFIG = 0, 1, 2
 
@@ -151,6 +166,14 @@ def serve(args: argparse.Namespace) -> int:
                 timeout_graceful_shutdown=max(1, int(config.delivery.shutdown_timeout)),
             )
         )
+        reloader = Reloader(lambda: reload_settings(args, config, runtime, pool, environ))
+        stack.callback(reloader.close)  # before the runtime closes (callbacks run in reverse)
+        hangup = getattr(signal, "SIGHUP", None)
+        if hangup is not None:
+            # Before the start-up line: a SIGHUP sent once it shows reloads, never kills.
+            before = signal.signal(hangup, reloader.request)
+            if before is not None:
+                stack.callback(signal.signal, hangup, before)
         bound_host, bound_port = sock.getsockname()[:2]
         if note:
             print(note, file=sys.stderr)
@@ -178,6 +201,99 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return EXIT_OK
+
+
+class Reloader:
+    """Runs ``reload`` in a thread of its own each time :meth:`request` is called.
+
+    ``request`` is the SIGHUP handler: it only sets an event, so a slow file
+    system or a slow start of worker processes never runs inside the handler
+    (that is, in the middle of the server's event loop). Signals that come
+    while a reload runs make one more reload, not one each.
+    """
+
+    def __init__(self, reload: Callable[[], object]) -> None:
+        self._reload = reload
+        self._wanted = threading.Event()
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="destination-reload", daemon=True)
+        self._thread.start()
+
+    def request(self, *_: object) -> None:
+        self._wanted.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            if self._closing:
+                return
+            try:
+                self._reload()
+            except Exception:  # a bug: the server must go on all the same
+                log.exception("serve: SIGHUP: reloading failed")
+
+    def close(self, timeout: float = 30.0) -> None:
+        self._closing = True
+        self._wanted.set()
+        self._thread.join(timeout)
+
+
+def reload_settings(
+    args: argparse.Namespace,
+    config: Config,
+    runtime: Runtime,
+    pool: WorkerPool | None,
+    environ: Mapping[str, str],
+) -> bool:
+    """SIGHUP: the settings from ``--config`` again, delivery resumed; True when reloaded.
+
+    Logs one line either way. On any problem the settings in force stay.
+    Worker processes are started again when the settings changed: they shape
+    the items the workers store (``default_phone_region``, ``limited_data_use``).
+    """
+    try:
+        fresh = None
+        if args.sandbox:
+            # The embedded sandbox's settings are the server's own: nothing to read.
+            runtime.engine.resume()
+        elif args.config:
+            fresh = load_config(args.config)
+            if fresh.destination != runtime.config.destination:
+                raise ConfigurationError(
+                    f"destination changed from {runtime.config.destination!r} to "
+                    f"{fresh.destination!r}: that needs a restart"
+                )
+            try:  # checked here first, so problems point at the file as it is now
+                runtime.destination.load_settings(fresh.settings, environ)
+            except SettingsError as exc:
+                raise fresh.settings_error(exc) from None
+            runtime.reload_settings(fresh.settings, environ)
+        else:
+            runtime.reload_settings(None, environ)
+    except DestinationError as exc:
+        log.error("serve: SIGHUP: settings not reloaded, the old ones stay: %s", _one_line(exc))
+        return False
+    log.info("serve: SIGHUP: settings reloaded; delivery resumed")
+    if pool is not None and fresh is not None:
+        try:
+            pool.reload(config.with_overrides(settings=fresh.settings))
+        except Exception as exc:
+            log.error(
+                "serve: SIGHUP: the worker processes did not start again; they go on with "
+                "the old settings: %s",
+                _one_line(exc),
+            )
+    return True
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error's message on one log line (config errors list one problem a line)."""
+    if isinstance(exc, SettingsError):
+        return "invalid settings: " + "; ".join(exc.problems)
+    if isinstance(exc, ConfigFileError):
+        return "; ".join(problem.format() for problem in exc.problems)
+    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
 
 
 def _overrides(config: Config, args: argparse.Namespace, stack: ExitStack) -> Config:

@@ -4,7 +4,8 @@ Written by hand (the exposition format is a few lines of text) rather than
 through ``prometheus_client``, so the serve extra stays two packages. Event
 counters come from :meth:`Runtime.stats` at scrape time, so they cannot
 drift from what ``destination run`` and the host API report; the server adds
-only what it alone sees: requests by endpoint and status, and their latency.
+only what it alone sees: requests by endpoint and status, their latency, and
+whether it is refusing events (storage failing, queue full).
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any, Final
 
-__all__ = ["BUCKETS", "CONTENT_TYPE", "RequestMetrics", "render"]
+__all__ = ["BUCKETS", "CONTENT_TYPE", "MAX_LABEL_CHARS", "RequestMetrics", "render"]
 
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 #: upper bounds (seconds) of the request-latency histogram
 BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: a label value taken from a message (the stop reason) is cut to this many characters
+MAX_LABEL_CHARS: Final = 200
 
 _EVENT_COUNTERS = (
     ("received", "events taken in (good and invalid)"),
@@ -65,8 +68,19 @@ class RequestMetrics:
             }
 
 
-def render(stats: Mapping[str, Any], requests: RequestMetrics, *, draining: bool = False) -> str:
-    """The exposition text for one scrape."""
+def render(
+    stats: Mapping[str, Any],
+    requests: RequestMetrics,
+    *,
+    draining: bool = False,
+    storage_failing: bool = False,
+    queue_full: bool = False,
+) -> str:
+    """The exposition text for one scrape.
+
+    A gauge whose figure ``stats`` lacks (the outbox could not be read) has
+    no sample rather than a made-up 0.
+    """
     out: list[str] = []
 
     def family(name: str, kind: str, help_text: str) -> None:
@@ -90,9 +104,30 @@ def render(stats: Mapping[str, Any], requests: RequestMetrics, *, draining: bool
     )
     for name, key, help_text in gauges:
         family(name, "gauge", help_text)
-        out.append(f"{name} {int(stats.get(key) or 0)}")
-    family("destination_delivery_stopped", "gauge", "1 when delivery stopped on an auth answer")
+        if key in stats:
+            out.append(f"{name} {int(stats.get(key) or 0)}")
+    stop_reason = stats.get("stop_reason") if stats.get("stopped") else None
+    family(
+        "destination_delivery_stopped",
+        "gauge",
+        "1 when delivery stopped (credentials, permission, no TikTok API at the address)",
+    )
     out.append(f"destination_delivery_stopped {int(bool(stats.get('stopped')))}")
+    family(
+        "destination_delivery_stop_info",
+        "gauge",
+        "why delivery stopped (a sample only when it did)",
+    )
+    if stop_reason:
+        out.append(f'destination_delivery_stop_info{{reason="{_label(_cut(str(stop_reason)))}"}} 1')
+    family("destination_storage_failing", "gauge", "1 while the outbox cannot store events")
+    out.append(f"destination_storage_failing {int(storage_failing)}")
+    family(
+        "destination_queue_full",
+        "gauge",
+        "1 while events are refused at the outbox's configured cap",
+    )
+    out.append(f"destination_queue_full {int(queue_full)}")
     family("destination_serve_draining", "gauge", "1 while the server shuts down")
     out.append(f"destination_serve_draining {int(draining)}")
 
@@ -118,6 +153,11 @@ def render(stats: Mapping[str, Any], requests: RequestMetrics, *, draining: bool
         out.append(f'{name}_sum{{endpoint="{endpoint}"}} {snap["sums"][endpoint]:.6f}')
         out.append(f'{name}_count{{endpoint="{endpoint}"}} {running}')
     return "\n".join(out) + "\n"
+
+
+def _cut(text: str) -> str:
+    """A message short enough for a label value (a series per long text is costly)."""
+    return text if len(text) <= MAX_LABEL_CHARS else text[: MAX_LABEL_CHARS - 1] + "…"
 
 
 def _label(value: str) -> str:

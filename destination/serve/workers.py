@@ -12,10 +12,13 @@ entries up by polling the outbox.
 
 A worker ignores SIGINT and SIGTERM (the server decides when to stop) and
 leaves on its own when the server process is gone, even after a SIGKILL.
+A storage failure or a full queue in a worker crosses back to the server as
+the StorageError it is; the server answers and logs it, once for all workers.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -119,6 +122,7 @@ class WorkerPool:
         self.workers = workers
         self._spec = (replace(config, _doc=None), dict(environ), keys, os.getpid())
         self._lock = threading.Lock()
+        self._closed = False
         self._pool = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
@@ -126,8 +130,12 @@ class WorkerPool:
             self.workers, mp_context=get_context("spawn"), initializer=_init, initargs=self._spec
         )
         # Start every worker now, so a broken one shows at start-up, not on a request.
-        for future in [pool.submit(_ready) for _ in range(self.workers)]:
-            future.result(timeout=120)
+        try:
+            for future in [pool.submit(_ready) for _ in range(self.workers)]:
+                future.result(timeout=120)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
         return pool
 
     @property
@@ -142,7 +150,25 @@ class WorkerPool:
             broken.shutdown(wait=False, cancel_futures=True)
             self._pool = self._start()
 
+    def reload(self, config: Config) -> None:
+        """Workers with ``config`` (new settings) from now on, unless it is the one they
+        have; requests already given to the old ones finish there."""
+        config = replace(config, _doc=None)
+        with self._lock:
+            if self._closed or config == self._spec[0]:
+                return
+            old, spec = self._pool, self._spec
+            self._spec = (config, *spec[1:])
+            try:
+                self._pool = self._start()
+            except BaseException:
+                self._spec = spec
+                raise
+        old.shutdown(wait=False)
+
     def close(self) -> None:
+        with self._lock:  # not while a reload starts workers that would then be left behind
+            self._closed = True
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -156,6 +182,8 @@ def _init(config: Config, environ: dict[str, str], keys: WriteKeys, parent: int)
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # This engine only stores; its storage failures reach the server, which logs them.
+    logging.getLogger("destination.delivery").setLevel(logging.CRITICAL)
     runtime = Runtime(config, queue=put_only_queue(config), track_results=False, environ=environ)
     _worker.update(runtime=runtime, keys=keys)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
