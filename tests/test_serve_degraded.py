@@ -63,7 +63,7 @@ def failing_inserts(outbox: Path, message: str = "database or disk is full") -> 
     """Every insert into the outbox fails with ``message`` until the block ends."""
     with sqlite3.connect(outbox, isolation_level=None) as db:
         db.execute(
-            "CREATE TRIGGER refuse_inserts BEFORE INSERT ON outbox "
+            "CREATE TRIGGER refuse_inserts BEFORE INSERT ON chunks "
             f"BEGIN SELECT RAISE(ABORT, '{message}'); END"
         )
     try:
