@@ -310,3 +310,23 @@ def test_the_byte_cap_counts_pages_in_use_so_a_drained_outbox_has_room(tmp_path)
         )
         assert on_disk > 400_000  # the .sqlite3 and its -wal; the .reserve is not counted
         assert engine.submit_many(big[:50]) == 50
+
+
+def test_a_throttled_route_slows_down_alone(tmp_path):
+    """429s on one route halve that route's rate; another route keeps its own."""
+    server = FakeServer()
+    original = server.answer
+
+    def answer(headers, body):  # type: ignore[no-untyped-def]
+        if json.loads(body)["event_source"] == "offline":
+            return 429, {"retry-after": "0"}, b"slow down"
+        return original(headers, body)
+
+    server.answer = answer  # type: ignore[method-assign]
+    with make_engine(server, tmp_path, rate=50) as engine:
+        engine.submit_many([(route(event_source="offline"), item(0), "o0")])
+        engine.submit_many(events(5))
+        engine.drain(timeout=3)
+        buckets = {r.event_source: b for r, b in engine._buckets.items()}
+    assert buckets["offline"].rate < 50 / 2 and buckets["web"].rate == 50
+    assert len(server.received) == 5

@@ -698,7 +698,12 @@ class DeliveryEngine:
             self._rate_limited_in_a_row.pop(route, None)
             self._resolve_delivered(chunks, verdict)
         elif outcome is Outcome.RETRY:
-            if verdict.rate_limited or verdict.status is None or verdict.status >= 500:
+            if (
+                verdict.rate_limited
+                or verdict.retry_after is not None
+                or verdict.status in (None, 429)
+                or verdict.status >= 500
+            ):
                 bucket.throttled()  # the route slows down as a whole, not each event
             self._resolve_retry(route, chunks, verdict)
         elif outcome is Outcome.STOP:
