@@ -474,7 +474,8 @@ class DeliveryEngine:
     def _nothing_left(self) -> bool:
         """Nothing claimed and nothing waiting in the queue (delivered ones not yet removed
         count as done)."""
-        return not self._claimed and self.queue.next_due() is None
+        held = set(self._claimed) - set(self._unacked)
+        return not held and self.queue.next_due() is None
 
     def _idle(self) -> bool:
         if self._claimed:
