@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
-import phonenumbers
 
 from ..errors import SettingsError, redact
 from .schemas import load_schema
@@ -118,6 +117,13 @@ def _schema_problems(values: Mapping[str, Any], token: str | None) -> list[tuple
     return problems
 
 
+def _known_region(region: str) -> bool:
+    """Whether phonenumbers knows ``region`` (imported only when a region is set)."""
+    import phonenumbers
+
+    return region in phonenumbers.SUPPORTED_REGIONS
+
+
 def load_settings(
     raw: Mapping[str, Any], environ: Mapping[str, str] | None = None
 ) -> TikTokSettings:
@@ -146,7 +152,7 @@ def load_settings(
     if (
         isinstance(region, str)
         and "default_phone_region" not in failed
-        and region not in phonenumbers.SUPPORTED_REGIONS
+        and not _known_region(region)
     ):
         problems.append(
             ("default_phone_region", f"default_phone_region: {region!r} is not a known region")
