@@ -34,6 +34,7 @@ from jmespath import exceptions as jmespath_exceptions
 from jmespath import functions as jmespath_functions
 from jmespath.visitor import Options, TreeInterpreter
 
+from .codecache import compile_source
 from .errors import MappingError, PayloadError
 from .hookspecs import hookimpl
 
@@ -276,7 +277,7 @@ def _shared_prefixes(expressions: Iterable[Expression]) -> list[tuple[str, ...]]
 def _compile_function(name: str, body: list[str], names: dict[str, Any]) -> Callable[..., Any]:
     source = f"def {name}(e):\n" + "\n".join(body) + "\n"
     namespace: dict[str, Any] = {"_get": _get, **names}
-    exec(compile(source, f"<mapping {name}>", "exec"), namespace)
+    exec(compile_source(source, f"<mapping {name}>"), namespace)
     function: Callable[..., Any] = namespace[name]
     function.__source__ = source  # type: ignore[attr-defined]
     return function

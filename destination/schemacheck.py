@@ -28,6 +28,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .codecache import compile_source
+
 __all__ = [
     "Check",
     "FieldCheck",
@@ -104,7 +106,7 @@ class _Codegen:
 
     def function(self, source: str) -> Check:
         namespace = dict(self.names)
-        exec(compile(source, "<schema check>", "exec"), namespace)
+        exec(compile_source(source, "<schema check>"), namespace)
         check: Check = namespace["check"]
         return check
 
