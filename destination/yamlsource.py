@@ -19,8 +19,9 @@ from functools import cache
 from importlib.resources import files
 from typing import Any
 
-import jsonschema
 import yaml
+
+from .schemacheck import Check, compile_check
 
 __all__ = [
     "Document",
@@ -283,8 +284,28 @@ def _types_text(types: Any) -> str:
     return " or ".join(names.get(t, t) for t in types)
 
 
+#: id(schema) -> (schema, its fast check): the schemas are load_schema's cached dicts.
+_CHECKS: dict[int, tuple[Any, Check | None]] = {}
+
+
+def _fast_check(schema: dict[str, Any]) -> Check | None:
+    found = _CHECKS.get(id(schema))
+    if found is None or found[0] is not schema:
+        found = _CHECKS[id(schema)] = (schema, compile_check(schema))
+    return found[1]
+
+
 def schema_problems(doc: Document, schema: dict[str, Any]) -> list[Problem]:
-    """Every JSON Schema violation of ``doc.value``, each at its YAML position."""
+    """Every JSON Schema violation of ``doc.value``, each at its YAML position.
+
+    A value the fast check vouches for (schemacheck.py) has none; only the
+    others are validated by jsonschema, which is imported for them alone.
+    """
+    check = _fast_check(schema)
+    if check is not None and check(doc.value):
+        return []
+    import jsonschema
+
     validator = jsonschema.Draft202012Validator(schema)
     problems: list[Problem] = []
     for error in validator.iter_errors(doc.value):

@@ -13,11 +13,11 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
-import jsonschema
-
 from ..errors import SettingsError, redact
+from ..schemacheck import Check, compile_check
 from .schemas import load_schema
 
 __all__ = [
@@ -90,7 +90,17 @@ def _without_credentials(url: str) -> str:
     return _USERINFO.sub("***@", url, count=1)
 
 
+@cache
+def _fast_check() -> Check | None:
+    return compile_check(load_schema("tiktok_settings"))
+
+
 def _schema_problems(values: Mapping[str, Any], token: str | None) -> list[tuple[str, str]]:
+    check = _fast_check()
+    if check is not None and check(values):
+        return []  # vouched for: jsonschema is not even imported (schemacheck.py)
+    import jsonschema
+
     validator = jsonschema.Draft202012Validator(load_schema("tiktok_settings"))
     problems: list[tuple[str, str]] = []
     for error in validator.iter_errors(values):
