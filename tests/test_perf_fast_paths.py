@@ -5,6 +5,8 @@
 - Pipeline.candidates: never leaves out a preset whose trigger holds.
 - tiktok.items.build_item: the same item, warnings and error as its straightforward
   predecessor (tests/reference_items.py) for any payload.
+- yamlsource.parse_yaml: libyaml's reading equals the pure-Python reader's (values,
+  positions, styles), and every file with a problem is left to the latter.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import random
 
 import jsonschema
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,6 +29,7 @@ from destination.schemacheck import accepts_every_string, compile_check
 from destination.tiktok.items import build_item
 from destination.tiktok.schemas import load_schema
 from destination.tiktok.settings import load_settings
+from destination.yamlsource import _parse_fast, _parse_python, parse_yaml
 
 from . import reference_items
 from .perf_support import default_pipeline, spoil
@@ -255,6 +259,92 @@ def test_file_schema_check_vouches_for_the_shipped_files():
     assert compile_check(load_schema("config"))(config)
     settings = {"access_token": "t", "pixel_code": "P", "default_phone_region": "GB"}
     assert compile_check(load_schema("tiktok_settings"))(settings)
+
+
+# --- YAML: libyaml's reading against PyYAML's pure-Python one ----------------------------
+
+
+def _typed(value):
+    """``value`` with every scalar's type beside it (``1 == 1.0 == True`` in Python)."""
+    if isinstance(value, dict):
+        return {key: _typed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_typed(item) for item in value]
+    return (type(value).__name__, repr(value))
+
+
+def _same_reading(text):
+    """parse_yaml (libyaml when it can) reads ``text`` exactly as the pure-Python reader."""
+    fast, slow = parse_yaml(text, "f.yaml"), _parse_python(text, "f.yaml")
+    assert _typed(fast.value) == _typed(slow.value)
+    assert (fast.marks, fast.key_marks, fast.styles) == (slow.marks, slow.key_marks, slow.styles)
+    assert fast.problems == slow.problems
+    return _parse_fast(text, "f.yaml") is not None
+
+
+yaml_keys = st.text(max_size=6) | st.sampled_from(["event", "on", "yes", "1", "null", "<<", "a b"])
+yaml_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=12)
+    | st.sampled_from(["2024-05-01", "0x1f", "1_000", "~", "'q'", "a: b", "- x", "#c", "é😀"])
+)
+yaml_values = st.recursive(
+    yaml_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(yaml_keys, inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@SLOW
+@given(
+    value=st.dictionaries(yaml_keys, yaml_values, min_size=1, max_size=4),
+    flow=st.sampled_from([None, True, False]),
+    style=st.sampled_from([None, '"', "'", "|", ">"]),
+    unicode=st.booleans(),
+    width=st.sampled_from([20, 80]),
+    crlf=st.booleans(),
+)
+def test_libyaml_reads_documents_as_the_python_reader_does(
+    value, flow, style, unicode, width, crlf
+):
+    text = yaml.dump(
+        value, default_flow_style=flow, default_style=style, allow_unicode=unicode, width=width
+    )
+    _same_reading(text.replace("\n", "\r\n") if crlf else text)
+
+
+def test_libyaml_reads_the_shipped_files_and_leaves_every_problem_to_the_python_reader():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    shipped = [*root.glob("presets/*.yaml"), *root.glob("mappings/*/*.yaml")]
+    shipped.append(root / "examples" / "destination.yaml")
+    for path in shipped:
+        assert _same_reading(path.read_text()), path  # taken from libyaml
+    broken = [
+        "",
+        "# only a comment\n",
+        "a: 1\na: 2\n",  # duplicate key
+        "a:\n\t- b\n",  # tab
+        "a: [1, 2\n",  # unclosed
+        "a: b: c\n",
+        "--- 1\n--- 2\n",  # two documents
+        "a: &x [*x]\n",  # recursive alias
+        "<<: {a: 1}\n",  # merge key
+        "? [1]\n: x\n",  # a key that is not a string
+        "1: x\n",
+        "a: \x07\n",  # a character YAML forbids
+        "a: !!binary 'not base64!'\n",
+        "a: !custom x\n",
+        "a: 'x\n",
+        'a: "\\q"\n',
+    ]
+    for text in broken:
+        assert not _same_reading(text), repr(text)  # read again by the pure-Python reader
+        assert parse_yaml(text, "f.yaml").problems
 
 
 @SLOW
