@@ -710,13 +710,22 @@ class CompiledMapping:
     Calling it returns the payload: a new dict holding every field whose value
     is not null; nulls inside objects and arrays are dropped too, so a product
     without a brand yields no ``brand`` key rather than ``"brand": null``.
+    The function is generated on the first call: the pipeline calls the
+    checked variant (:meth:`compile_checked`) instead, and generating both
+    for every preset was a tenth of a start-up.
     """
 
     def __init__(self, expressions: Mapping[str, Expression], *, source: str | None = None) -> None:
         self.expressions = dict(expressions)
         self.source = source
-        names = _base_names()
-        self._apply = _compile_function("apply_mapping", self._body(names), names)
+        self._function: Callable[[Any], dict[str, Any]] | None = None
+
+    @property
+    def _apply(self) -> Callable[[Any], dict[str, Any]]:
+        if self._function is None:
+            names = _base_names()
+            self._function = _compile_function("apply_mapping", self._body(names), names)
+        return self._function
 
     def compile_checked(
         self,
@@ -848,8 +857,7 @@ class CompiledMapping:
         return body
 
     def __call__(self, event: Any) -> dict[str, Any]:
-        result: dict[str, Any] = self._apply(event)
-        return result
+        return (self._function or self._apply)(event)
 
     def apply(self, event: Any) -> dict[str, Any]:
         """Map one event to a payload (see the class docstring)."""
