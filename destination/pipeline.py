@@ -18,7 +18,7 @@ from .actions import Action
 from .errors import ConfigurationError, PayloadError, TriggerSyntaxError
 from .mapping import CompiledMapping, MappingFunctions, compile_expression
 from .presets import Preset, PresetConfig, resolve_presets
-from .schemacheck import compile_check, compile_field_checks
+from .schemacheck import FieldChecks, compile_check, compile_field_checks
 
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
@@ -145,6 +145,8 @@ class Pipeline:
         self.config = config
         self.functions = MappingFunctions.from_registry(registry)
         compiled: list[_Compiled] = []
+        #: per action (presets of one action share its schema's validator and checks)
+        schema_checks: dict[int, tuple[_PayloadValidator, Any, FieldChecks | None]] = {}
         for preset in config.enabled:
             action = find_action(registry, preset.action)
             if action is None:
@@ -172,9 +174,13 @@ class Pipeline:
             )
             validator = check = checked = None
             if validate and action.payload_schema:
-                validator = _PayloadValidator(dict(action.payload_schema))
-                check = compile_check(action.payload_schema)
-                fields = compile_field_checks(action.payload_schema)
+                if id(action) not in schema_checks:
+                    schema_checks[id(action)] = (
+                        _PayloadValidator(dict(action.payload_schema)),
+                        compile_check(action.payload_schema),
+                        compile_field_checks(action.payload_schema),
+                    )
+                validator, check, fields = schema_checks[id(action)]
                 if fields is not None:
                     checked = mapping.compile_checked(
                         {name: fields.of(name) for name in mapping.expressions},
