@@ -31,6 +31,7 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
         ["--requests", "800", "--connections", "8", "--gzip", "--workers", "2"],
         ["--requests", "100"],
     ),
+    "startup": ([], ["--runs", "3"]),
 }
 
 

@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from .errors import MappingError, TriggerSyntaxError
 from .mapping import MappingFunctions, compile_expression
 from .pipeline import find_action
@@ -40,6 +38,7 @@ from .presets import (
     read_document,
     to_config_file,
 )
+from .schemacheck import FieldChecks, compile_field_checks
 from .yamlsource import Document, Problem
 
 __all__ = ["LintReport", "format_json", "format_text", "lint_paths"]
@@ -123,6 +122,7 @@ class _Linter:
         self.functions = MappingFunctions.from_registry(registry)
         self.problems: list[Problem] = []
         self.validators: dict[str, Any] = {}
+        self.field_checks: dict[str, FieldChecks | None] = {}
 
     # -- fields -------------------------------------------------------------
 
@@ -170,9 +170,11 @@ class _Linter:
         name: str,
         value: Any,
     ) -> None:
-        if schema:
+        if schema and not self.certainly_fits(action_name, schema, name, value):
             validator = self.validators.get(action_name)
             if validator is None:
+                import jsonschema
+
                 validator = jsonschema.Draft202012Validator(schema)
                 self.validators[action_name] = validator
             for error in validator.iter_errors({name: value}):
@@ -186,6 +188,25 @@ class _Linter:
                     )
         if name == "event" and isinstance(value, str):
             self.check_event_name(doc, path, action_name, value)
+
+    def certainly_fits(
+        self, action_name: str, schema: dict[str, Any], name: str, value: Any
+    ) -> bool:
+        """Whether the fast check (schemacheck.py) vouches for ``value`` in field ``name``.
+
+        False means "not sure": jsonschema decides, and words the message.
+        """
+        if action_name not in self.field_checks:
+            self.field_checks[action_name] = compile_field_checks(schema)
+        fields = self.field_checks[action_name]
+        if fields is None:
+            return False
+        check = fields.of(name)
+        if check is None:
+            return True
+        if isinstance(check, frozenset):
+            return type(value) in check
+        return check(value)
 
     def check_event_name(
         self, doc: Document, path: tuple[str | int, ...], action_name: str, event: str

@@ -12,16 +12,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
-
-import jsonschema
-from jsonschema.exceptions import ValidationError, best_match
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .actions import Action
 from .errors import ConfigurationError, PayloadError, TriggerSyntaxError
 from .mapping import CompiledMapping, MappingFunctions, compile_expression
 from .presets import Preset, PresetConfig, resolve_presets
-from .schemacheck import compile_check, compile_field_checks
+from .schemacheck import FieldChecks, compile_check, compile_field_checks
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
 
 __all__ = ["Match", "Pipeline", "find_action"]
 
@@ -56,13 +56,34 @@ class Match(NamedTuple):
         return self.preset.action
 
 
+class _PayloadValidator:
+    """jsonschema's validator of one payload schema, made when first asked.
+
+    Payloads the fast check vouches for (schemacheck.py) never reach it, so a
+    run whose payloads are all valid neither builds it nor imports jsonschema.
+    """
+
+    __slots__ = ("_validator", "schema")
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema = schema
+        self._validator: Any = None
+
+    def iter_errors(self, payload: Any) -> Any:
+        if self._validator is None:
+            import jsonschema
+
+            self._validator = jsonschema.Draft202012Validator(self.schema)
+        return self._validator.iter_errors(payload)
+
+
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     preset: Preset
     action: Action
     trigger: Callable[[dict[str, Any]], bool]
     mapping: CompiledMapping
-    validator: Any
+    validator: _PayloadValidator | None
     #: "certainly valid" predicate for the payload schema (schemacheck.py), or None
     check: Callable[[Any], bool] | None = None
     #: the mapping with that check done field by field: event -> (payload, certainly valid)
@@ -124,6 +145,8 @@ class Pipeline:
         self.config = config
         self.functions = MappingFunctions.from_registry(registry)
         compiled: list[_Compiled] = []
+        #: per action (presets of one action share its schema's validator and checks)
+        schema_checks: dict[int, tuple[_PayloadValidator, Any, FieldChecks | None]] = {}
         for preset in config.enabled:
             action = find_action(registry, preset.action)
             if action is None:
@@ -151,9 +174,13 @@ class Pipeline:
             )
             validator = check = checked = None
             if validate and action.payload_schema:
-                validator = jsonschema.Draft202012Validator(dict(action.payload_schema))
-                check = compile_check(action.payload_schema)
-                fields = compile_field_checks(action.payload_schema)
+                if id(action) not in schema_checks:
+                    schema_checks[id(action)] = (
+                        _PayloadValidator(dict(action.payload_schema)),
+                        compile_check(action.payload_schema),
+                        compile_field_checks(action.payload_schema),
+                    )
+                validator, check, fields = schema_checks[id(action)]
                 if fields is not None:
                     checked = mapping.compile_checked(
                         {name: fields.of(name) for name in mapping.expressions},
@@ -254,6 +281,8 @@ class Pipeline:
                 payload = item.mapping(event)
                 valid = item.check is not None and item.check(payload)
             if item.validator is not None and not valid:
+                from jsonschema.exceptions import best_match
+
                 error = best_match(item.validator.iter_errors(payload))
                 if error is not None:
                     field = ".".join(str(p) for p in error.absolute_path) or None

@@ -13,12 +13,20 @@ jsonschema does not agree.
 
 It understands the keywords the payload schemas use (``type``, ``enum``,
 ``const``, ``pattern``, ``minLength``, ``maxLength``, ``anyOf``, ``items``,
-``properties``, ``required``, ``additionalProperties``) and is strict about
+``properties``, ``required``, ``additionalProperties``) and those of the
+framework's own file schemas (``minimum``, ``maximum``, ``exclusiveMinimum``,
+``exclusiveMaximum``, ``minProperties``, ``propertyNames``, and ``$ref`` to a
+place in the same schema such as ``#/$defs/preset``), and is strict about
 Python types (``type(x) is str``, not subclasses; integral floats are
 "not sure" for ``integer``), while applying ``pattern``, ``items`` and
 ``properties`` to exactly the instances jsonschema applies them to. A
 schema with any other keyword gets no predicate, and the pipeline validates
 every payload with jsonschema as before.
+
+The same holds for preset, mapping, configuration and settings files: a
+file the check vouches for has no schema problem, so loading valid files
+does not even import jsonschema (a noticeable part of a command's start-up);
+only a file it is not sure of is validated by jsonschema, for the messages.
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from .codecache import compile_source
 
 __all__ = [
     "Check",
@@ -41,9 +51,22 @@ Check = Callable[[Any], bool]
 #: A property's check: a predicate, or the exact Python types it allows (tested inline).
 FieldCheck = Check | frozenset[type]
 
-#: Keywords that never change whether an instance is valid.
+#: Keywords that never change whether an instance is valid (``$defs`` only holds
+#: subschemas for ``$ref``; a ``$id`` below the root is refused by ``_Codegen.resolve``).
 _ANNOTATIONS = frozenset(
-    {"$schema", "$id", "$comment", "title", "description", "default", "examples", "deprecated"}
+    {
+        "$schema",
+        "$id",
+        "$comment",
+        "$defs",
+        "title",
+        "description",
+        "default",
+        "examples",
+        "deprecated",
+        "readOnly",
+        "writeOnly",
+    }
 )
 _TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
@@ -60,6 +83,11 @@ class _Unsupported(Exception):
     """The schema uses something this module does not mirror exactly."""
 
 
+#: Bounds on numbers: keyword -> the comparison a valid number passes.
+_BOUNDS = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
+#: The types jsonschema does not count as numbers: bounds do not apply to them.
+_NOT_NUMBERS = frozenset({str, bool, type(None), list, dict})
+
 _KEYWORDS = frozenset(
     {
         "type",
@@ -73,6 +101,10 @@ _KEYWORDS = frozenset(
         "properties",
         "required",
         "additionalProperties",
+        "minProperties",
+        "propertyNames",
+        "$ref",
+        *_BOUNDS,
     }
 )
 
@@ -94,8 +126,11 @@ class _Codegen:
     per field cost more than the rest of the check (≈10 µs per payload).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, root: Any = None) -> None:
         self.names: dict[str, Any] = {}
+        #: the schema being compiled: what a ``$ref`` like ``#/$defs/x`` points into
+        self.root = root
+        self.following: set[str] = set()
 
     def const(self, value: Any) -> str:
         name = f"_k{len(self.names)}"
@@ -104,7 +139,7 @@ class _Codegen:
 
     def function(self, source: str) -> Check:
         namespace = dict(self.names)
-        exec(compile(source, "<schema check>", "exec"), namespace)
+        exec(compile_source(source, "<schema check>"), namespace)
         check: Check = namespace["check"]
         return check
 
@@ -158,13 +193,71 @@ class _Codegen:
         if "anyOf" in schema:
             branches = [self.expr(branch, x) for branch in schema["anyOf"]]
             parts.append("(" + (" or ".join(branches) or "False") + ")")
+        on_numbers = [
+            f"{x} {operator} {self.const(_bound(schema, keyword))}"
+            for keyword, operator in _BOUNDS.items()
+            if keyword in schema
+        ]
+        if on_numbers:
+            if allowed is not None and allowed <= {int, float}:  # already known to be one
+                parts.extend(on_numbers)
+            else:  # bounds constrain numbers only; a type of unknown kind is "not sure"
+                numeric = f"(type({x}) in {self.const(frozenset({int, float}))} and "
+                parts.append(
+                    f"({numeric}{' and '.join(on_numbers)}) "
+                    f"or type({x}) in {self.const(_NOT_NUMBERS)})"
+                )
         if "items" in schema:
             # one function per item, called by map() without a generator frame
             every = f"all(map({self.const(self.check(schema['items']))}, {x}))"
             parts.append(every if allowed == {list} else f"(not isinstance({x}, list) or {every})")
+        on_objects: list[str] = []
+        if "minProperties" in schema:
+            on_objects.append(f"len({x}) >= {_count(schema['minProperties'])}")
+        if "propertyNames" in schema:
+            # keys are what propertyNames validates (jsonschema iterates the object)
+            on_objects.append(f"all(map({self.const(self.check(schema['propertyNames']))}, {x}))")
+        if on_objects:
+            if allowed == {dict}:
+                parts.extend(on_objects)
+            else:
+                parts.append(f"(not isinstance({x}, dict) or ({' and '.join(on_objects)}))")
         if is_object:
             parts.append(f"{self.const(self.object(schema))}({x})")
+        if "$ref" in schema:  # applies beside the other keywords (2020-12)
+            ref = schema["$ref"]
+            if ref in self.following:
+                raise _Unsupported("recursive $ref")
+            self.following.add(ref)
+            try:
+                parts.append(f"({self.expr(self.resolve(ref), x)})")
+            finally:
+                self.following.discard(ref)
         return " and ".join(parts) or "True"
+
+    def resolve(self, ref: Any) -> Any:
+        """The subschema a ``$ref`` to a place in the root schema (``#/$defs/x``) points at.
+
+        Anything else (another document, an anchor, a root with a ``$id`` below
+        it, which would change what ``#`` means) is beyond this module.
+        """
+        if not isinstance(ref, str) or not ref.startswith("#") or "%" in ref:
+            raise _Unsupported(f"$ref {ref!r}")
+        if self.root is None or _nested_ids(self.root):
+            raise _Unsupported(f"$ref {ref!r} outside a plain root schema")
+        pointer = ref[1:]
+        if pointer and not pointer.startswith("/"):
+            raise _Unsupported(f"$ref {ref!r}")
+        target = self.root
+        for token in pointer.split("/")[1:] if pointer else ():
+            token = token.replace("~1", "/").replace("~0", "~")
+            if isinstance(target, Mapping) and token in target:
+                target = target[token]
+            elif isinstance(target, list) and token.isdigit() and int(token) < len(target):
+                target = target[int(token)]
+            else:
+                raise _Unsupported(f"$ref {ref!r} points nowhere")
+        return target
 
     def field(self, schema: Any) -> FieldCheck:
         """A property's check: its types when that is all it says, else a predicate."""
@@ -233,6 +326,37 @@ class _Codegen:
 
 
 _OBJECT_KEYWORDS = frozenset({"properties", "required", "additionalProperties"})
+#: Keywords ``_Codegen.object`` does not apply: a schema with one is not a plain object.
+_NOT_PLAIN = frozenset(
+    {"enum", "const", "anyOf", "items", "minProperties", "propertyNames", "$ref", *_BOUNDS}
+)
+
+
+def _bound(schema: Mapping[str, Any], keyword: str) -> int | float:
+    value = schema[keyword]
+    if type(value) not in (int, float):
+        raise _Unsupported(f"{keyword} {value!r}")
+    return value
+
+
+def _count(value: Any) -> int:
+    if type(value) is not int or value < 0:
+        raise _Unsupported(f"count {value!r}")
+    return value
+
+
+def _nested_ids(root: Any) -> bool:
+    """Whether a subschema below ``root`` has a ``$id`` (it would rebase ``#`` refs)."""
+    stack = list(root.values()) if isinstance(root, Mapping) else []
+    while stack:
+        value = stack.pop()
+        if isinstance(value, Mapping):
+            if "$id" in value:
+                return True
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return False
 
 
 def _is_plain_object(schema: Any) -> bool:
@@ -242,7 +366,7 @@ def _is_plain_object(schema: Any) -> bool:
     keys = set(schema)
     if keys - _ANNOTATIONS - _KEYWORDS:
         return False  # a keyword this module does not mirror: expr() refuses it
-    if not _OBJECT_KEYWORDS & keys or {"enum", "const", "anyOf", "items"} & keys:
+    if not _OBJECT_KEYWORDS & keys or _NOT_PLAIN & keys:
         return False
     try:
         return _types(schema["type"]) == {dict}
@@ -329,7 +453,7 @@ def compile_field_checks(schema: Mapping[str, Any]) -> FieldChecks | None:
         return None
     if schema.get("type", "object") != "object":
         return None
-    codegen = _Codegen()
+    codegen = _Codegen(schema)
     try:
         fields: dict[str, FieldCheck] = {}
         properties = schema.get("properties", {})
@@ -353,7 +477,7 @@ def compile_check(schema: Mapping[str, Any]) -> Check | None:
 
     False means "not sure": validate with jsonschema to know, and to say why.
     """
-    codegen = _Codegen()
+    codegen = _Codegen(schema)
     try:
         source = f"def check(x):\n    return {codegen.expr(schema, 'x')}\n"
     except _Unsupported:

@@ -5,6 +5,8 @@
 - Pipeline.candidates: never leaves out a preset whose trigger holds.
 - tiktok.items.build_item: the same item, warnings and error as its straightforward
   predecessor (tests/reference_items.py) for any payload.
+- yamlsource.parse_yaml: libyaml's reading equals the pure-Python reader's (values,
+  positions, styles), and every file with a problem is left to the latter.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import random
 
 import jsonschema
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,6 +29,7 @@ from destination.schemacheck import accepts_every_string, compile_check
 from destination.tiktok.items import build_item
 from destination.tiktok.schemas import load_schema
 from destination.tiktok.settings import load_settings
+from destination.yamlsource import _parse_fast, _parse_python, parse_yaml
 
 from . import reference_items
 from .perf_support import default_pipeline, spoil
@@ -95,9 +99,252 @@ def test_schema_check_refuses_unknown_keywords():
     assert compile_check({"type": "object", "properties": {"a": {"format": "email"}}}) is None
     assert compile_check({"$ref": "#/x"}) is None
     assert compile_check({"enum": [1, 2]}) is None
-    product = {"type": "object", "properties": {"a": {"type": "string"}}, "minProperties": 2}
+    product = {"type": "object", "properties": {"a": {"type": "string"}}, "maxProperties": 2}
     assert compile_check(product) is None
     assert compile_check({"type": "array", "items": product}) is None
+    assert compile_check({"minimum": True}) is None
+    assert compile_check({"minProperties": -1}) is None
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"$ref": "other.json#/$defs/a", "$defs": {"a": {}}},  # another document
+        {"$ref": "#a", "$defs": {"a": {"$anchor": "a"}}},  # an anchor
+        {"$ref": "#/$defs/a", "$defs": {"a": {"$ref": "#/$defs/a"}}},  # a cycle
+        {"$ref": "#", "type": "object"},  # the root itself: a cycle too
+        {"$ref": "#/$defs/a%20b", "$defs": {"a b": {}}},  # percent-encoded
+        # a $id below the root changes what "#" means: left to jsonschema
+        {"$ref": "#/$defs/a", "$defs": {"a": {"$id": "https://x.test/a", "type": "string"}}},
+    ],
+)
+def test_schema_check_refuses_refs_it_cannot_follow_exactly(schema):
+    assert compile_check(schema) is None
+
+
+def test_schema_check_follows_refs_into_the_same_schema():
+    schema = {
+        "type": "array",
+        "items": {"$ref": "#/$defs/thing", "minLength": 2},
+        "$defs": {"thing": {"type": "string", "pattern": "^a"}, "a/b~c": {"enum": ["x"]}},
+    }
+    check = compile_check(schema)
+    assert check is not None
+    assert check(["ab", "abc"]) and not check(["a"]) and not check(["bb"]) and not check([1])
+    escaped = compile_check({**schema, "items": {"$ref": "#/$defs/a~1b~0c"}})
+    assert escaped is not None and escaped(["x"]) and not escaped(["y"])
+
+
+@pytest.mark.parametrize(
+    ("keyword", "bound", "inside", "outside"),
+    [
+        ("minimum", 1, [1, 1.0, 2, 1e300], [0, 0.5, -(2**70)]),
+        ("exclusiveMinimum", 0, [1, 0.1, 2**70], [0, 0.0, -1]),
+        ("maximum", 10.5, [10, 10.5, -3], [11, 10.6]),
+        ("exclusiveMaximum", 3, [2, 2.9], [3, 3.0, 4]),
+    ],
+)
+def test_number_bounds_apply_to_numbers_only(keyword, bound, inside, outside):
+    check = compile_check({keyword: bound})
+    assert check is not None
+    validator = jsonschema.Draft202012Validator({keyword: bound})
+    for value in inside:
+        assert check(value) and validator.is_valid(value), value
+    for value in outside:
+        assert not check(value) and not validator.is_valid(value), value
+    # not numbers to jsonschema (bool included): the bound does not apply
+    for value in ["0", True, False, None, [], {}]:
+        assert check(value) and validator.is_valid(value), value
+    # NaN and number types of other classes: "not sure", jsonschema decides
+    assert not check(math.nan)
+    assert not compile_check({"type": "number", keyword: bound})(math.nan)
+
+
+def test_object_keywords_apply_to_objects_only():
+    check = compile_check({"minProperties": 1, "propertyNames": {"pattern": "^[a-z]+$"}})
+    assert check is not None
+    assert check({"ab": 1}) and check("x") and check([]) and check(None)
+    assert not check({}) and not check({"A": 1})
+
+
+#: The framework's own schemas: preset and mapping files, the configuration, the settings.
+FILE_SCHEMAS = ["preset_file", "mapping_file", "config", "tiktok_settings"]
+
+
+def _near(schema, root):
+    """Values shaped like ``schema`` (its keys, types, patterns and bounds) and strays.
+
+    Seven draws in eight follow the schema, so many values are valid and the
+    check's "valid" is exercised, not only its "not sure".
+    """
+    if not isinstance(schema, dict):
+        return json_values
+    if "$ref" in schema:
+        return _near(root["$defs"][schema["$ref"].rsplit("/", 1)[1]], root)
+    types = schema.get("type", [])
+    types = [types] if isinstance(types, str) else types
+    if not types and ("properties" in schema or "additionalProperties" in schema):
+        types = ["object"]
+    shaped = [st.sampled_from(schema["enum"])] if "enum" in schema else []
+    for kind in types:
+        if kind == "string":
+            pattern = schema.get("pattern")
+            shaped.append(st.from_regex(pattern) if pattern else st.text(max_size=4))
+        elif kind in ("integer", "number"):
+            edges = [schema[k] for k in _BOUND_KEYWORDS if k in schema] or [0]
+            shaped.append(
+                st.sampled_from(edges).flatmap(
+                    lambda b: st.sampled_from([b, b - 1, b + 1, b - 0.5, b + 0.5, float(b)])
+                )
+            )
+        elif kind == "boolean":
+            shaped.append(st.booleans())
+        elif kind == "null":
+            shaped.append(st.none())
+        elif kind == "array":
+            shaped.append(st.lists(_near(schema.get("items", {}), root), max_size=3))
+        elif kind == "object":
+            shaped.append(_near_object(schema, root))
+    if not shaped:
+        return json_values
+    follow = st.one_of(shaped)
+    return st.integers(0, 7).flatmap(lambda i: follow if i else json_values)
+
+
+_BOUND_KEYWORDS = ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum")
+
+
+@st.composite
+def _near_object(draw, schema, root):
+    properties = schema.get("properties", {})
+    required = list(schema.get("required", []))
+    optional = [name for name in properties if name not in required]
+    keys = [name for name in required if draw(st.integers(0, 9))]  # one in ten left out
+    if optional:
+        keys += draw(st.lists(st.sampled_from(optional), max_size=4, unique=True))
+    if not properties or draw(st.integers(0, 7)) == 0:
+        keys += draw(st.lists(st.sampled_from(["unknown", "9x", "ok_name", ""]), max_size=2))
+    extra = _near(schema.get("additionalProperties", {}), root)
+    return {key: draw(_near(properties[key], root) if key in properties else extra) for key in keys}
+
+
+@pytest.mark.parametrize("name", FILE_SCHEMAS)
+@SLOW
+@given(data=st.data())
+def test_file_schema_check_says_valid_only_when_jsonschema_does(name, data):
+    schema = load_schema(name)
+    check = compile_check(schema)
+    assert check is not None
+    value = data.draw(_near(schema, schema))
+    if check(value):
+        assert jsonschema.Draft202012Validator(dict(schema)).is_valid(value)
+
+
+def test_file_schema_check_vouches_for_the_shipped_files():
+    """So that loading them (every run, serve and lint) never imports jsonschema."""
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parent.parent
+    kinds = {"presets": "preset_file", "mappings": "mapping_file"}
+    seen = 0
+    for folder, schema_name in kinds.items():
+        check = compile_check(load_schema(schema_name))
+        for path in sorted((root / folder).rglob("*.yaml")):
+            assert check(yaml.safe_load(path.read_text())), path
+            seen += 1
+    assert seen >= 5
+    config = yaml.safe_load((root / "examples" / "destination.yaml").read_text())
+    assert compile_check(load_schema("config"))(config)
+    settings = {"access_token": "t", "pixel_code": "P", "default_phone_region": "GB"}
+    assert compile_check(load_schema("tiktok_settings"))(settings)
+
+
+# --- YAML: libyaml's reading against PyYAML's pure-Python one ----------------------------
+
+
+def _typed(value):
+    """``value`` with every scalar's type beside it (``1 == 1.0 == True`` in Python)."""
+    if isinstance(value, dict):
+        return {key: _typed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_typed(item) for item in value]
+    return (type(value).__name__, repr(value))
+
+
+def _same_reading(text):
+    """parse_yaml (libyaml when it can) reads ``text`` exactly as the pure-Python reader."""
+    fast, slow = parse_yaml(text, "f.yaml"), _parse_python(text, "f.yaml")
+    assert _typed(fast.value) == _typed(slow.value)
+    assert (fast.marks, fast.key_marks, fast.styles) == (slow.marks, slow.key_marks, slow.styles)
+    assert fast.problems == slow.problems
+    return _parse_fast(text, "f.yaml") is not None
+
+
+yaml_keys = st.text(max_size=6) | st.sampled_from(["event", "on", "yes", "1", "null", "<<", "a b"])
+yaml_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=12)
+    | st.sampled_from(["2024-05-01", "0x1f", "1_000", "~", "'q'", "a: b", "- x", "#c", "é😀"])
+)
+yaml_values = st.recursive(
+    yaml_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(yaml_keys, inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@SLOW
+@given(
+    value=st.dictionaries(yaml_keys, yaml_values, min_size=1, max_size=4),
+    flow=st.sampled_from([None, True, False]),
+    style=st.sampled_from([None, '"', "'", "|", ">"]),
+    unicode=st.booleans(),
+    width=st.sampled_from([20, 80]),
+    crlf=st.booleans(),
+)
+def test_libyaml_reads_documents_as_the_python_reader_does(
+    value, flow, style, unicode, width, crlf
+):
+    text = yaml.dump(
+        value, default_flow_style=flow, default_style=style, allow_unicode=unicode, width=width
+    )
+    _same_reading(text.replace("\n", "\r\n") if crlf else text)
+
+
+def test_libyaml_reads_the_shipped_files_and_leaves_every_problem_to_the_python_reader():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    shipped = [*root.glob("presets/*.yaml"), *root.glob("mappings/*/*.yaml")]
+    shipped.append(root / "examples" / "destination.yaml")
+    for path in shipped:
+        assert _same_reading(path.read_text()), path  # taken from libyaml
+    broken = [
+        "",
+        "# only a comment\n",
+        "a: 1\na: 2\n",  # duplicate key
+        "a:\n\t- b\n",  # tab
+        "a: [1, 2\n",  # unclosed
+        "a: b: c\n",
+        "--- 1\n--- 2\n",  # two documents
+        "a: &x [*x]\n",  # recursive alias
+        "<<: {a: 1}\n",  # merge key
+        "? [1]\n: x\n",  # a key that is not a string
+        "1: x\n",
+        "a: \x07\n",  # a character YAML forbids
+        "a: !!binary 'not base64!'\n",
+        "a: !custom x\n",
+        "a: 'x\n",
+        'a: "\\q"\n',
+    ]
+    for text in broken:
+        assert not _same_reading(text), repr(text)  # read again by the pure-Python reader
+        assert parse_yaml(text, "f.yaml").problems
 
 
 @SLOW

@@ -19,13 +19,15 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol, runtime_checkable
+from typing import IO, TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import httpx
 import orjson
 
 from ..actions import Request
 from ..errors import ConfigurationError, FatalDeliveryError, RetryableDeliveryError
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "DryRunExecutor",
@@ -66,7 +68,11 @@ class Executor(Protocol):
 
 
 class HttpExecutor:
-    """httpx, async: one pooled client, at most ``concurrency`` requests at a time."""
+    """httpx, async: one pooled client, at most ``concurrency`` requests at a time.
+
+    httpx is imported when the first one is made: a dry run, a file executor or
+    ``destination lint`` never load it (it costs more than the rest of a start).
+    """
 
     def __init__(
         self,
@@ -79,6 +85,8 @@ class HttpExecutor:
     ) -> None:
         if concurrency < 1:
             raise ConfigurationError(f"http executor: concurrency must be >= 1, got {concurrency}")
+        import httpx
+
         self.concurrency = concurrency
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
         self._limits = httpx.Limits(
@@ -91,6 +99,8 @@ class HttpExecutor:
     def _ensure(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
         # Created lazily so they bind to the loop that sends.
         if self._client is None or self._semaphore is None:
+            import httpx
+
             self._client = httpx.AsyncClient(
                 timeout=self._timeout, limits=self._limits, transport=self._transport
             )
@@ -98,6 +108,8 @@ class HttpExecutor:
         return self._client, self._semaphore
 
     async def send(self, request: Request) -> Response:
+        import httpx
+
         client, semaphore = self._ensure()
         async with semaphore:
             try:

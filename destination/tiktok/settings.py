@@ -13,12 +13,11 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
-import jsonschema
-import phonenumbers
-
 from ..errors import SettingsError, redact
+from ..schemacheck import Check, compile_check
 from .schemas import load_schema
 
 __all__ = [
@@ -91,7 +90,17 @@ def _without_credentials(url: str) -> str:
     return _USERINFO.sub("***@", url, count=1)
 
 
+@cache
+def _fast_check() -> Check | None:
+    return compile_check(load_schema("tiktok_settings"))
+
+
 def _schema_problems(values: Mapping[str, Any], token: str | None) -> list[tuple[str, str]]:
+    check = _fast_check()
+    if check is not None and check(values):
+        return []  # vouched for: jsonschema is not even imported (schemacheck.py)
+    import jsonschema
+
     validator = jsonschema.Draft202012Validator(load_schema("tiktok_settings"))
     problems: list[tuple[str, str]] = []
     for error in validator.iter_errors(values):
@@ -116,6 +125,13 @@ def _schema_problems(values: Mapping[str, Any], token: str | None) -> list[tuple
             continue
         problems.append((path, redact(f"{path}: {error.message}", [token])))
     return problems
+
+
+def _known_region(region: str) -> bool:
+    """Whether phonenumbers knows ``region`` (imported only when a region is set)."""
+    import phonenumbers
+
+    return region in phonenumbers.SUPPORTED_REGIONS
 
 
 def load_settings(
@@ -146,7 +162,7 @@ def load_settings(
     if (
         isinstance(region, str)
         and "default_phone_region" not in failed
-        and region not in phonenumbers.SUPPORTED_REGIONS
+        and not _known_region(region)
     ):
         problems.append(
             ("default_phone_region", f"default_phone_region: {region!r} is not a known region")
