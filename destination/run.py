@@ -34,16 +34,17 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
 from .cli import int_between
-from .config import Config, load_config
-from .delivery.engine import DeliveryResult, ResultOutcome
 from .errors import DestinationError, StorageError, kind_of
-from .host import EventOutcome, Runtime
-from .sandboxmode import SANDBOX_PIXEL, token_configured, use_sandbox
+
+if TYPE_CHECKING:  # the engine, the host and the config load only when a run starts
+    from .config import Config
+    from .delivery.engine import DeliveryResult
+    from .host import EventOutcome, Runtime
 
 __all__ = ["SEGMENT_TYPES", "add_parser", "run"]
 
@@ -135,13 +136,16 @@ class Tally:
 
     def on_result(self, result: DeliveryResult) -> None:
         """Count why events were dead-lettered (called on the engine's thread)."""
-        if result.outcome is ResultOutcome.DELIVERED:
+        if result.outcome.value == "delivered":
             return
         if len(self.dead_reasons) < 1000 or result.message in self.dead_reasons:
             self.dead_reasons[result.message] += 1
 
 
 def run(args: argparse.Namespace) -> int:
+    from .config import Config, load_config
+    from .host import Runtime
+
     err = sys.stderr
     problem = _check_inputs(args.events)
     if problem:
@@ -260,6 +264,8 @@ def _mode(
     Returns the config, the environment to read settings from, a note for
     stderr and whether the outbox is temporary (removed when the run ends).
     """
+    from .sandboxmode import SANDBOX_PIXEL, token_configured, use_sandbox
+
     environ = dict(os.environ)
     if args.presets:
         config = config.with_overrides(presets=tuple(args.presets))

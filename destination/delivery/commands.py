@@ -21,13 +21,9 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..config import Config, load_config
 from ..errors import ConfigurationError, DestinationError, SettingsError
-from ..plugins import collect_registry
-from .engine import DeliveryEngine
-from .factories import make_executor
 from .outbox import (
     DEFAULT_OUTBOX_PATH,
     OutboxLockedError,
@@ -35,6 +31,9 @@ from .outbox import (
     RouteStats,
     SqliteQueue,
 )
+
+if TYPE_CHECKING:  # the config and the engine load only when a subcommand runs
+    from ..config import Config
 
 __all__ = [
     "DEFAULT_OUTBOX_PATH",
@@ -76,6 +75,8 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _config(args: argparse.Namespace) -> Config:
+    from ..config import Config, load_config
+
     try:
         return load_config(args.config) if args.config else Config()
     except ConfigurationError as exc:
@@ -262,6 +263,8 @@ def replay(args: argparse.Namespace) -> int:
 
 
 def flush(args: argparse.Namespace) -> int:
+    from .engine import DeliveryEngine
+
     timeout = args.timeout
     if math.isnan(timeout) or timeout < 0:
         return _fail(f"--timeout must be a number of seconds >= 0, got {timeout}", EXIT_USAGE)
@@ -307,6 +310,8 @@ def flush(args: argparse.Namespace) -> int:
 def _destination(args: argparse.Namespace, config: Config) -> tuple[Any, Any]:
     """The destination (``--destination``, else the config's) and its settings: the
     config's, the environment overriding them."""
+    from ..plugins import collect_registry
+
     name = args.destination or config.destination
     registry = collect_registry()
     destination = registry.destinations.get(name)
@@ -323,6 +328,8 @@ def _destination(args: argparse.Namespace, config: Config) -> tuple[Any, Any]:
 
 
 def _executor(args: argparse.Namespace, config: Config) -> Any:
+    from .factories import make_executor
+
     name = args.executor or config.delivery.executor
     # The config's executor options belong to the config's executor only.
     options = dict(config.delivery.executor_options) if name == config.delivery.executor else {}

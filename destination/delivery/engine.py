@@ -458,6 +458,8 @@ class DeliveryEngine:
 
     async def _start(self) -> None:
         self._wake = asyncio.Event()
+        #: set whenever a request finishes: flush and drain look again at once
+        self._progress = asyncio.Event()
         self._semaphore = asyncio.Semaphore(self.options.concurrency)
         self._pump_task = asyncio.create_task(self._pump(), name="destination-pump")
 
@@ -601,32 +603,35 @@ class DeliveryEngine:
             else:
                 self._log.log(logging.ERROR, f"delivery task failed: {self._redact(repr(exc))}")
         self._wake.set()
+        self._progress.set()
 
     async def _flush(self) -> bool:
-        self._flushing += 1
-        self._wake.set()
-        try:
-            while True:
-                if self._stop_reason is not None:
-                    return False
-                with contextlib.suppress(StorageError):
-                    if self._idle():
-                        return True
-                await asyncio.sleep(0.01)
-        finally:
-            self._flushing -= 1
+        return await self._until(self._idle)
 
     async def _drain(self) -> bool:
+        return await self._until(self._nothing_left)
+
+    async def _until(self, done: Callable[[], bool]) -> bool:
+        """Send without linger until ``done()``; False when delivery stops first.
+
+        Looks again as soon as a request finishes, and at least every 50 ms
+        (for what becomes due meanwhile)."""
         self._flushing += 1
         self._wake.set()
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 if self._stop_reason is not None:
                     return False
                 with contextlib.suppress(StorageError):
-                    if self._nothing_left():
+                    if done():
                         return True
-                await asyncio.sleep(0.02)
+                self._progress.clear()
+                timer = loop.call_later(0.05, self._progress.set)
+                try:
+                    await self._progress.wait()
+                finally:
+                    timer.cancel()
         finally:
             self._flushing -= 1
 

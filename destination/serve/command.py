@@ -31,11 +31,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..cli import int_between, port_number
-from ..config import Config, load_config
 from ..errors import ConfigurationError, DestinationError, SettingsError
-from ..presets import ConfigFileError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the config, the presets and the engine load only when serve starts
+    from ..config import Config
     from ..host import Runtime
     from .workers import WorkerPool
 
@@ -117,6 +116,8 @@ def serve(args: argparse.Namespace) -> int:
     environ = dict(os.environ)
     with ExitStack() as stack:
         try:
+            from ..config import Config, load_config
+
             config = load_config(args.config) if args.config else Config()
             keys = resolve_write_keys(args.write_key, environ, config.serve.write_keys)
             if args.workers is None:
@@ -258,6 +259,8 @@ def reload_settings(
             # The embedded sandbox's settings are the server's own: nothing to read.
             runtime.engine.resume()
         elif args.config:
+            from ..config import load_config
+
             fresh = load_config(args.config)
             if fresh.destination != runtime.config.destination:
                 raise ConfigurationError(
@@ -291,6 +294,8 @@ def _one_line(exc: BaseException) -> str:
     """An error's message on one log line (config errors list one problem a line)."""
     if isinstance(exc, SettingsError):
         return "invalid settings: " + "; ".join(exc.problems)
+    from ..presets import ConfigFileError
+
     if isinstance(exc, ConfigFileError):
         return "; ".join(problem.format() for problem in exc.problems)
     return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
