@@ -27,7 +27,7 @@ from ..config import Config, load_config
 from ..errors import ConfigurationError, DestinationError, SettingsError
 from ..plugins import collect_registry
 from .engine import DeliveryEngine
-from .factories import make_executor
+from .factories import make_executor, queue_name
 from .outbox import (
     DEFAULT_OUTBOX_PATH,
     OutboxLockedError,
@@ -89,7 +89,7 @@ def _outbox_path(args: argparse.Namespace, config: Config) -> Path:
     delivery = config.delivery
     if delivery.queue != "sqlite":
         raise _Usage(
-            f"{config.source}: delivery.queue is {delivery.queue!r}; the outbox commands "
+            f"{config.source}: delivery.queue is {queue_name(delivery.queue)!r}; the outbox commands "
             "work on the SQLite outbox (pass --outbox PATH)"
         )
     # The host lets queue_options.path win; find the same file it delivers from.
