@@ -23,10 +23,11 @@ living worker tells JetStream it is still working (``+WPI``) every third of
 ``ack_wait``, so a slow send is not redelivered behind its back.
 
 **Attempts** are the ``Destination-Attempts`` header plus the deliveries of
-the message so far, less one. So a release (a stop, a shutdown, a claim cut
-short), a message claimed before its due time, or a worker's death also
-count as an attempt. The engine gives up by age (``max_age``), never by
-attempts, so this only lengthens the backoff a little.
+the message so far, less one (less one more for a message that was claimed
+before its due time and given back until then). So a release (a stop, a
+shutdown, a claim cut short) or a worker's death also counts as an attempt.
+The engine gives up by age (``max_age``), never by attempts, so this only
+lengthens the backoff a little.
 
 **Split.** A rejected batch is bisected by the engine. The parts stay in
 this process's memory as children of the one message. An acknowledged or
@@ -338,6 +339,10 @@ class JetStreamQueue:
             text = f"no answer within {self.timeout:g} s (is the server up?)"
         elif isinstance(exc, nats.errors.ConnectionClosedError):
             text = "the connection is closed"
+        elif isinstance(exc, nats.errors.ConnectionReconnectingError):
+            text = "not connected, reconnecting" + (
+                f" (last error: {self._last_error})" if self._last_error else ""
+            )
         else:
             text = str(exc) or type(exc).__name__
         return redact(" ".join(text.split()), self._secrets)
@@ -352,14 +357,14 @@ class JetStreamQueue:
         future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
         try:
             return future.result(limit)
-        except FutureTimeout:
-            future.cancel()
-            raise StorageError(
-                f"{self._where()}: {what}: no answer within {limit:g} s (is the server up?)"
-            ) from None
         except StorageError:
             raise
-        except _NATS_ERRORS as exc:
+        except (*_NATS_ERRORS, FutureTimeout) as exc:
+            if not future.done():  # the wait ran out, not a request
+                future.cancel()
+                raise StorageError(
+                    f"{self._where()}: {what}: no answer within {limit:g} s (is the server up?)"
+                ) from None
             raise StorageError(f"{self._where()}: {what}: {self._describe(exc)}") from None
 
     def _stop_loop(self) -> None:
@@ -372,11 +377,10 @@ class JetStreamQueue:
         if not self._loop.is_running():
             self._loop.close()
 
-    def _connected(self, what: str) -> None:
+    def _connected(self) -> None:
+        """Fail at once while the connection is down, rather than after ``timeout``."""
         if not self._nc.is_connected:
-            state = "reconnecting" if self._nc.is_reconnecting else "not connected"
-            detail = f" (last error: {self._last_error})" if self._last_error else ""
-            raise StorageError(f"{self._where()}: {what}: {state}{detail}")
+            raise nats.errors.ConnectionReconnectingError
 
     # -- opening -----------------------------------------------------------------------
 
@@ -606,7 +610,7 @@ class JetStreamQueue:
         )
 
     async def _publish_all(self, messages: Sequence[tuple[str, bytes, dict[str, str]]]) -> None:
-        self._connected(f"storing {len(messages)} chunks")
+        self._connected()
         results = await asyncio.gather(
             *(self._publish(*m) for m in messages), return_exceptions=True
         )
@@ -623,6 +627,11 @@ class JetStreamQueue:
         enqueued = float(headers[H_ENQUEUED_AT])
         due = headers.get(H_DUE_AT)
         error = headers.get(H_LAST_ERROR)
+        redelivered = msg.metadata.num_delivered - 1
+        if due and redelivered:
+            # Claimed before its due time, it was given back until then: that is no attempt,
+            # and it happens once (the delay brings it back at the due time).
+            redelivered -= 1
         self._ids += 1
         return Chunk(
             id=self._ids,
@@ -630,7 +639,7 @@ class JetStreamQueue:
             items=items,
             event_ids=ids,
             enqueued_at=enqueued,
-            attempts=int(headers.get(H_ATTEMPTS, "0")) + msg.metadata.num_delivered - 1,
+            attempts=int(headers.get(H_ATTEMPTS, "0")) + redelivered,
             next_attempt_at=float(due) if due else enqueued,
             last_error=json.loads(error) if error else None,
             size=len(msg.data),
@@ -639,9 +648,23 @@ class JetStreamQueue:
     # -- pulling -----------------------------------------------------------------------
 
     async def _pull(
-        self, stream: str, consumer: str, batch: int, replies: asyncio.Queue[Msg], inbox: str
+        self,
+        stream: str,
+        consumer: str,
+        batch: int,
+        replies: asyncio.Queue[Msg],
+        inbox: str,
+        *,
+        quiet_is_empty: bool = False,
     ) -> list[Msg]:
-        """Up to ``batch`` messages available now (a no-wait pull: never waits for more)."""
+        """Up to ``batch`` messages available now (a no-wait pull: never waits for more).
+
+        A server that does not answer within ``timeout`` raises, unless
+        ``quiet_is_empty``: then, after a shorter wait, the pull counts as empty.
+        nats-server 2.9 may leave a no-wait pull unanswered when messages it
+        counted as pending were deleted (a purge); reading the consumer's info
+        puts its count right, and whatever that pull gets later reaches the next.
+        """
         msgs: list[Msg] = []
         while not replies.empty():  # late answers to an earlier pull are ours too
             msg = replies.get_nowait()
@@ -653,7 +676,7 @@ class JetStreamQueue:
         await self._nc.publish(
             f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}", request, reply=inbox
         )
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + (min(self.timeout, 1.0) if quiet_is_empty else self.timeout)
         while len(msgs) < batch:
             remaining = deadline - time.monotonic()
             try:
@@ -661,7 +684,10 @@ class JetStreamQueue:
             except TimeoutError:
                 if msgs:
                     break
-                raise
+                if not quiet_is_empty:
+                    raise
+                await self._js.consumer_info(stream, consumer)
+                break
             if _is_status(msg):
                 status = (msg.headers or {}).get("Status", "")
                 if status not in ("404", "408", "409"):
@@ -721,7 +747,7 @@ class JetStreamQueue:
 
     async def _claim(self, limit: int, now: float | None) -> list[Chunk]:
         assert self._replies is not None
-        self._connected("claiming")
+        self._connected()
         now = time.time() if now is None else now
         chunks: list[Chunk] = []
         total = 0
@@ -729,7 +755,9 @@ class JetStreamQueue:
             # As many messages as fit for sure, judged by the largest chunks seen lately.
             largest = max(self._sizes, default=1000)
             want = max(1, (limit - total) // max(largest, 1))
-            msgs = await self._pull(self.stream, self.consumer, want, self._replies, self._inbox)
+            msgs = await self._pull(
+                self.stream, self.consumer, want, self._replies, self._inbox, quiet_is_empty=True
+            )
             for msg in msgs:
                 seq = msg.metadata.sequence.stream
                 given_back = self._delayed.pop(seq, None)
