@@ -212,6 +212,8 @@ class _Message:
     seq: int
     #: chunk ids of this message held and not settled yet
     open: set[int] = field(default_factory=set)
+    #: when acknowledging it first failed (the heartbeat tries again for a while)
+    unacked_since: float | None = None
 
 
 @dataclass(eq=False)
@@ -461,8 +463,11 @@ class JetStreamQueue:
         )
         try:
             await self._js.add_stream(config)
-        except nats.js.errors.BadRequestError:
-            await self._js.stream_info(name)  # created by another process meanwhile
+        except nats.js.errors.BadRequestError as exc:
+            try:  # created by another process meanwhile?
+                await self._js.stream_info(name)
+            except nats.js.errors.NotFoundError:
+                raise exc from None  # no: say why it was refused (subjects overlap…)
 
     async def _ensure_consumer(self) -> None:
         try:
@@ -482,18 +487,22 @@ class JetStreamQueue:
                     self.ack_wait,
                 )
             return
-        await self._js.add_consumer(
-            self.stream,
-            api.ConsumerConfig(
-                durable_name=self.consumer,
-                ack_policy=api.AckPolicy.EXPLICIT,
-                ack_wait=self.ack_wait,
-                max_deliver=-1,
-                max_ack_pending=self.max_ack_pending,
-                filter_subject=f"{self.subject_prefix}.>",
-                deliver_policy=api.DeliverPolicy.ALL,
-            ),
+        config = api.ConsumerConfig(
+            durable_name=self.consumer,
+            ack_policy=api.AckPolicy.EXPLICIT,
+            ack_wait=self.ack_wait,
+            max_deliver=-1,
+            max_ack_pending=self.max_ack_pending,
+            filter_subject=f"{self.subject_prefix}.>",
+            deliver_policy=api.DeliverPolicy.ALL,
         )
+        try:
+            await self._js.add_consumer(self.stream, config)
+        except nats.js.errors.BadRequestError as exc:
+            try:  # created by another worker meanwhile?
+                await self._js.consumer_info(self.stream, self.consumer)
+            except nats.js.errors.NotFoundError:
+                raise exc from None
 
     async def _bucket(self) -> Any:
         try:
@@ -811,7 +820,11 @@ class JetStreamQueue:
         try:
             await root.msg.ack_sync(timeout=self.timeout)
         except BaseException:
-            self._unacked.append(root)  # the heartbeat tries again
+            # The heartbeat tries again, until JetStream has surely handed it out anew.
+            if root.unacked_since is None:
+                root.unacked_since = time.monotonic()
+            if time.monotonic() - root.unacked_since < 2 * self.ack_wait:
+                self._unacked.append(root)
             raise
 
     async def _each(
