@@ -11,11 +11,12 @@ event. Only a rejected request (one bad event) breaks chunks apart:
 exact.
 
 Nothing here is SQLite's. The embedded backend is
-:class:`~destination.delivery.outbox.SqliteQueue`; a shared one (NATS
-JetStream: a chunk is a message, ``claim`` a pull-consumer fetch, ``ack``
-an ack, ``retry`` a ``nak`` with a delay, ``dead_letter`` a ``term`` plus a
-publish to a dead-letter stream, ``split`` publishes the parts and acks the
-whole) registers through the ``register_queues`` hook.
+:class:`~destination.delivery.outbox.SqliteQueue`; the shared one is
+:class:`~destination.delivery.jetstream.JetStreamQueue` (NATS JetStream: a
+chunk is a message, ``claim`` a pull-consumer fetch, ``ack`` an ack,
+``retry`` a ``nak`` with a delay, ``dead_letter`` a publish to a dead-letter
+stream plus an ack, ``split`` parts held in memory until every one is
+settled). Both register through the ``register_queues`` hook, as others can.
 
 Claims belong to the process that made them: a queue hands a chunk to one
 claimer until it is settled, and whatever a dead process had claimed is due
