@@ -439,7 +439,15 @@ class JetStreamQueue:
             duplicate_window=self.duplicate_window,
         )
         if self.errors_bucket:
-            self._kv = await self._bucket()
+            try:
+                self._kv = await self._bucket()
+            except nats.js.errors.APIError as exc:  # a nicety: deliver without it
+                log.warning(
+                    "%s: no errors bucket %s (%s); last errors stay per process",
+                    self._where(),
+                    self.errors_bucket,
+                    self._describe(exc),
+                )
         if self.deliver:
             await self._ensure_consumer()
             self._replies = asyncio.Queue()
@@ -1016,9 +1024,10 @@ class JetStreamQueue:
                     yield msg
                 if len(msgs) < batch:
                     break
-        finally:
+        finally:  # if this fails, the consumer goes by itself once inactive
             with contextlib.suppress(*_NATS_ERRORS):
                 await sub.unsubscribe()
+            with contextlib.suppress(*_NATS_ERRORS):
                 await self._js.delete_consumer(self.dead_stream, info.name)
 
     @staticmethod
