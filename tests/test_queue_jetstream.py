@@ -18,18 +18,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 pytest.importorskip("nats", reason="nats-py is not installed (the serve extra)")
 
-from destination import ResultOutcome, Runtime  # noqa: E402
-from destination.delivery import DeliveryEngine, DeliveryOptions, HttpExecutor  # noqa: E402
-from destination.delivery.factories import make_queue  # noqa: E402
-from destination.delivery.jetstream import JetStreamQueue  # noqa: E402
-from destination.delivery.retry import RetryPolicy  # noqa: E402
-from destination.errors import StorageError  # noqa: E402
-from destination.tiktok.sandbox import Sandbox  # noqa: E402
+from destination import ResultOutcome, Runtime
+from destination.delivery import DeliveryEngine, DeliveryOptions, HttpExecutor
+from destination.delivery.factories import make_queue, queue_name
+from destination.delivery.jetstream import JetStreamQueue, _token, _untoken
+from destination.delivery.retry import RetryPolicy
+from destination.errors import StorageError
+from destination.tiktok.sandbox import Sandbox
 
-from .delivery_support import TOKEN, FakeDestination, FakeServer, item, route  # noqa: E402
+from .delivery_support import TOKEN, FakeDestination, FakeServer, item, route
 
 ROOT = Path(__file__).resolve().parent.parent
 NATS_SERVER = shutil.which("nats-server") or (
@@ -59,10 +61,10 @@ class NatsServer:
     def start(self) -> None:
         assert NATS_SERVER is not None
         self.store.mkdir(parents=True, exist_ok=True)
+        address = ["-a", "127.0.0.1", "-p", str(self.port)]
         with open(self.store / "server.log", "ab") as log:
             self.process = subprocess.Popen(
-                [NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", str(self.port)]
-                + ["-sd", str(self.store), *self.extra],
+                [NATS_SERVER, "-js", *address, "-sd", str(self.store), *self.extra],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -155,6 +157,21 @@ def wait_for_claim(queue: JetStreamQueue, timeout: float) -> tuple[list[Any], fl
             return chunks, time.monotonic() - start
         time.sleep(0.02)
     return [], time.monotonic() - start
+
+
+# -- names ------------------------------------------------------------------------------------
+
+
+@given(st.text())
+def test_route_names_become_subject_tokens_and_back(name):
+    token = _token(name)
+    assert token and all(c.isascii() and (c.isalnum() or c in "_-=") for c in token)
+    assert _untoken(token) == name
+
+
+def test_queue_names_never_show_credentials():
+    assert queue_name("nats://u:pw@h1:4222,tls://tok@h2:4222") == "nats://h1:4222,tls://h2:4222"
+    assert queue_name("sqlite") == "sqlite"
 
 
 # -- the interface ---------------------------------------------------------------------------
@@ -396,7 +413,10 @@ time.sleep(60)
 def test_a_dead_workers_chunk_is_redelivered_after_ack_wait(server, names, open_queue):
     survivor = open_queue(ack_wait=1.0)
     survivor.put_many(events(7))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
     worker = subprocess.Popen(
         [sys.executable, "-c", _WORKER, server.url, json.dumps(names)],
         stdout=subprocess.PIPE,
@@ -511,7 +531,7 @@ def test_queue_specs_by_url(server, names, tmp_path):
         assert isinstance(queue, JetStreamQueue)
     finally:
         queue.close()
-    with pytest.raises(StorageError, match="JetStream tls://127.0.0.1:1: cannot connect"):
+    with pytest.raises(StorageError, match=r"JetStream tls://127\.0\.0\.1:1: cannot connect"):
         make_queue("tls://127.0.0.1:1", connect_timeout=1.0, **names)
     sqlite = make_queue("sqlite", path=tmp_path / "o.sqlite3")
     sqlite.close()
