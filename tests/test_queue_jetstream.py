@@ -403,7 +403,7 @@ def test_an_inspection_view_never_claims(open_queue):
 _WORKER = """
 import sys, time, json
 from destination.delivery.jetstream import JetStreamQueue
-queue = JetStreamQueue(sys.argv[1], ack_wait=1.0, **json.loads(sys.argv[2]))
+queue = JetStreamQueue(sys.argv[1], ack_wait=2.0, **json.loads(sys.argv[2]))
 chunks = queue.claim(1000)
 print(json.dumps([c.event_ids for c in chunks]), flush=True)
 time.sleep(60)
@@ -411,7 +411,7 @@ time.sleep(60)
 
 
 def test_a_dead_workers_chunk_is_redelivered_after_ack_wait(server, names, open_queue):
-    survivor = open_queue(ack_wait=1.0)
+    survivor = open_queue(ack_wait=2.0)
     survivor.put_many(events(7))
     env = {
         **os.environ,
@@ -436,17 +436,17 @@ def test_a_dead_workers_chunk_is_redelivered_after_ack_wait(server, names, open_
         worker.wait(10)
         if worker.stdout is not None:
             worker.stdout.close()
-    assert time.monotonic() - killed < 5
+    assert time.monotonic() - killed < 6
     assert [c.event_ids for c in back] == claimed and back[0].attempts == 1
     survivor.ack([back[0].id])
     assert survivor.stats().pending == 0
 
 
 def test_a_slow_but_living_worker_keeps_its_claim(open_queue):
-    slow, other = open_queue(ack_wait=1.0), open_queue(ack_wait=1.0)
+    slow, other = open_queue(ack_wait=1.5), open_queue(ack_wait=1.5)
     slow.put_many(events(3))
     (chunk,) = slow.claim(100)
-    deadline = time.monotonic() + 2.5  # well past ack_wait: its progress keeps it
+    deadline = time.monotonic() + 3.5  # well past ack_wait: its progress keeps it
     while time.monotonic() < deadline:
         assert other.claim(100) == []
         time.sleep(0.1)
