@@ -89,8 +89,10 @@ def _outbox_path(args: argparse.Namespace, config: Config) -> Path:
         return Path(args.outbox)
     delivery = config.delivery
     if delivery.queue != "sqlite":
+        from .factories import queue_name
+
         raise _Usage(
-            f"{config.source}: delivery.queue is {delivery.queue!r}; the outbox commands "
+            f"{config.source}: delivery.queue is {queue_name(delivery.queue)!r}; the outbox commands "
             "work on the SQLite outbox (pass --outbox PATH)"
         )
     # The host lets queue_options.path win; find the same file it delivers from.

@@ -37,6 +37,8 @@ from .. import compactjson
 from ..actions import Route
 from ..errors import ConfigurationError, StorageError
 from .queue import Chunk, DeadLetter, Queue, QueueStats, RouteStats, StoredItem
+from .queue import chunk_cuts as _cuts
+from .queue import utf8_len as _utf8_len
 
 __all__ = [
     "DEFAULT_OUTBOX_PATH",
@@ -108,10 +110,6 @@ def _groups(ids: Sequence[int]) -> Iterable[Sequence[int]]:
 
 def _marks(ids: Sequence[int]) -> str:
     return ",".join("?" * len(ids))
-
-
-def _utf8_len(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
 # One encoder, built once: json.dumps with options builds a new one per call.
@@ -958,21 +956,6 @@ class SqliteQueue:
                 fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
                 self._lock_file.close()
                 self._lock_file = None
-
-
-def _cuts(items: Sequence[str], max_items: int, max_bytes: int) -> Iterator[tuple[int, int, int]]:
-    """(start, end, bytes) of consecutive runs of ``items`` within both caps (a single
-    item larger than ``max_bytes`` is a run of its own)."""
-    start, size = 0, 0
-    for index, text in enumerate(items):
-        n = _utf8_len(text)
-        extra = n + (1 if index > start else 0)
-        if index > start and (index - start >= max_items or size + extra > max_bytes):
-            yield start, index, size
-            start, size, extra = index, 0, n
-        size += extra
-    if start < len(items):
-        yield start, len(items), size
 
 
 def _not_an_outbox(path: Path) -> str | None:

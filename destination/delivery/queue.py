@@ -11,11 +11,12 @@ event. Only a rejected request (one bad event) breaks chunks apart:
 exact.
 
 Nothing here is SQLite's. The embedded backend is
-:class:`~destination.delivery.outbox.SqliteQueue`; a shared one (NATS
-JetStream: a chunk is a message, ``claim`` a pull-consumer fetch, ``ack``
-an ack, ``retry`` a ``nak`` with a delay, ``dead_letter`` a ``term`` plus a
-publish to a dead-letter stream, ``split`` publishes the parts and acks the
-whole) registers through the ``register_queues`` hook.
+:class:`~destination.delivery.outbox.SqliteQueue`; the shared one is
+:class:`~destination.delivery.jetstream.JetStreamQueue` (NATS JetStream: a
+chunk is a message, ``claim`` a pull-consumer fetch, ``ack`` an ack,
+``retry`` a ``nak`` with a delay, ``dead_letter`` a publish to a dead-letter
+stream plus an ack, ``split`` parts held in memory until every one is
+settled). Both register through the ``register_queues`` hook, as others can.
 
 Claims belong to the process that made them: a queue hands a chunk to one
 claimer until it is settled, and whatever a dead process had claimed is due
@@ -25,13 +26,22 @@ ack wait).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from ..actions import Route
 
-__all__ = ["Chunk", "DeadLetter", "Queue", "QueueStats", "RouteStats", "StoredItem"]
+__all__ = [
+    "Chunk",
+    "DeadLetter",
+    "Queue",
+    "QueueStats",
+    "RouteStats",
+    "StoredItem",
+    "chunk_cuts",
+    "utf8_len",
+]
 
 #: What ``put_many`` stores: a wire item, or its compact JSON text already encoded.
 StoredItem = dict[str, Any] | str
@@ -214,3 +224,27 @@ class Queue(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def utf8_len(text: str) -> int:
+    """Bytes of ``text`` in UTF-8, without encoding it when it is ASCII."""
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
+def chunk_cuts(
+    items: Sequence[str], max_items: int, max_bytes: int
+) -> Iterator[tuple[int, int, int]]:
+    """(start, end, bytes) of consecutive runs of ``items`` within both caps (a single
+    item larger than ``max_bytes`` is a run of its own): where every backend's
+    ``put_many`` cuts one route's items into chunks. ``bytes`` counts the items
+    joined by one separator byte."""
+    start, size = 0, 0
+    for index, text in enumerate(items):
+        n = utf8_len(text)
+        extra = n + (1 if index > start else 0)
+        if index > start and (index - start >= max_items or size + extra > max_bytes):
+            yield start, index, size
+            start, size, extra = index, 0, n
+        size += extra
+    if start < len(items):
+        yield start, len(items), size

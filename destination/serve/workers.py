@@ -32,7 +32,7 @@ from typing import Any
 
 from ..actions import Route
 from ..config import Config
-from ..delivery.factories import make_queue
+from ..delivery.factories import make_queue, queue_name
 from ..delivery.queue import Chunk, Queue, QueueStats, StoredItem
 from ..errors import ConfigurationError
 from .auth import WriteKeys
@@ -81,7 +81,9 @@ class PutOnlyQueue:
 def put_only_queue(config: Config) -> PutOnlyQueue:
     delivery = config.delivery
     if delivery.queue != "sqlite":
-        raise ConfigurationError(f"--workers needs the sqlite outbox, not queue {delivery.queue!r}")
+        raise ConfigurationError(
+            f"--workers needs the sqlite outbox, not queue {queue_name(delivery.queue)!r}"
+        )
     options = {**delivery.queue_options, "deliver": False}
     options.setdefault("path", delivery.outbox)
     return PutOnlyQueue(make_queue("sqlite", **options))
