@@ -378,7 +378,7 @@ class Runtime:
         )
 
     def _count_error(self, error: PayloadError) -> None:
-        reason = f"{error.field}: {error.reason}" if error.field else error.reason
+        reason = f"{error.field}: {error.summary}" if error.field else error.summary
         with self._lock:
             if reason in self._reasons or len(self._reasons) < _MAX_REASONS:
                 self._reasons[reason] += 1
