@@ -248,7 +248,11 @@ def main() -> int:
         if not args.keep:
             for leftover in folder.glob("*.ndjson"):
                 leftover.unlink()
-    print("every target met" if met_all else "some targets NOT MET", flush=True)
+    print(
+        f"{'every target met' if met_all else 'some targets NOT MET'}; load average at the end "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+        flush=True,
+    )
     return 0
 
 
