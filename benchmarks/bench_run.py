@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.events import generate_events
 from benchmarks.procfs import run_measured
 
+ROOT = Path(__file__).resolve().parent.parent
 DISTINCT = 10_000
 
 
@@ -47,6 +48,8 @@ def run_one(count: int, folder: Path) -> dict[str, object]:
     path = folder / f"events-{count}.ndjson"
     size = write_events(path, count)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIKTOK_")}
+    # The child runs this checkout's code, not whatever `destination` is installed.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     measured = run_measured(
         [sys.executable, "-m", "destination.cli", "run", str(path), "--dry-run"],
         env=env,
