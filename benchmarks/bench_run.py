@@ -17,16 +17,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.events import generate_events
+from benchmarks.procfs import run_measured
 
+ROOT = Path(__file__).resolve().parent.parent
 DISTINCT = 10_000
 
 
@@ -44,63 +44,36 @@ def write_events(path: Path, count: int) -> int:
     return path.stat().st_size
 
 
-def rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
-
-
 def run_one(count: int, folder: Path) -> dict[str, object]:
     path = folder / f"events-{count}.ndjson"
     size = write_events(path, count)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIKTOK_")}
-    started = time.monotonic()
-    child = subprocess.Popen(
+    # The child runs this checkout's code, not whatever `destination` is installed.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    measured = run_measured(
         [sys.executable, "-m", "destination.cli", "run", str(path), "--dry-run"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
         env=env,
         cwd=folder,
     )
-    samples: list[float] = []
-    assert child.stderr is not None
-    os.set_blocking(child.stderr.fileno(), False)
-    err_parts: list[bytes] = []
-    while True:
-        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
-        if pid:
-            break
-        value = rss_mb(child.pid)
-        if value is not None:
-            samples.append(value)
-        err_parts.append(child.stderr.read() or b"")
-        time.sleep(0.5)
-    elapsed = time.monotonic() - started
-    child.returncode = os.waitstatus_to_exitcode(status)
-    os.set_blocking(child.stderr.fileno(), True)
-    err = (b"".join(err_parts) + child.stderr.read()).decode()
-    if child.returncode != 0:
-        raise SystemExit(f"run failed ({child.returncode}):\n{err}")
+    if measured.returncode != 0:
+        raise SystemExit(f"run failed ({measured.returncode}):\n{measured.stderr}")
     written = next(
         int(line.strip("│ ").split("│")[1].replace(",", ""))
-        for line in err.splitlines()
+        for line in measured.stderr.splitlines()
         if "written (dry run)" in line
     )
+    samples = measured.samples
     tenth = max(1, len(samples) // 10)
     return {
         "events": count,
         "input_mb": round(size / 1e6, 1),
-        "seconds": round(elapsed, 1),
-        "events_per_s": round(count / elapsed),
+        "seconds": round(measured.seconds, 1),
+        "events_per_s": round(count / measured.seconds),
         "items_written": written,
         "rss_mb_at_10%": round(samples[tenth - 1], 1) if samples else None,
         "rss_mb_at_50%": round(samples[len(samples) // 2], 1) if samples else None,
         "rss_mb_at_90%": round(samples[-tenth], 1) if samples else None,
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(measured.peak_mb, 1),
     }
 
 

@@ -27,6 +27,7 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "sandbox": ([], ["--seconds", "2"]),
     "delivery": ([], ["--events", "20000"]),
     "run": ([], ["--events", "20000"]),
+    "memory": ([], ["--quick"]),
     "serve": (
         ["--requests", "800", "--connections", "8", "--gzip", "--workers", "2"],
         ["--requests", "100"],

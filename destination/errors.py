@@ -152,13 +152,25 @@ class PayloadError(DestinationError):
     """One event cannot be sent. Skippable: the batch goes on.
 
     Carries the event's id (its messageId), the field at fault and the reason,
-    so a summary can count reasons and a user can find the event.
+    so a summary can count reasons and a user can find the event. A reason
+    that shows the event's own value (``unparseable timestamp 'soon'``) comes
+    with a ``summary`` without it, which is what a summary counts: one line
+    per kind of problem, not one per bad value.
     """
 
-    def __init__(self, reason: str, *, field: str | None = None, event_id: str | None = None):
+    def __init__(
+        self,
+        reason: str,
+        *,
+        field: str | None = None,
+        event_id: str | None = None,
+        summary: str | None = None,
+    ):
         self.reason = reason
         self.field = field
         self.event_id = event_id
+        #: ``reason`` without the event's own values (the same when it shows none)
+        self.summary = reason if summary is None else summary
         super().__init__(reason)
 
     def __str__(self) -> str:

@@ -155,6 +155,24 @@ class EventOutcome:
         return f"EventOutcome(event_id={self.event_id!r}, {state}, accepted={self.accepted})"
 
 
+def _without_frames(error: PayloadError) -> PayloadError:
+    """``error`` without the frames it was raised through (nor its causes' frames).
+
+    An outcome outlives its batch; a traceback would tie the frames of
+    ``process_batch`` to it, and with them the batch's events and outcomes, in
+    a reference cycle that only a full garbage collection frees. With a few
+    invalid events per batch that was hundreds of MB held at once
+    (docs/performance.md, "Memory per mode").
+    """
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        cause.__traceback__ = None
+        cause = cause.__cause__ or cause.__context__
+    return error
+
+
 class Runtime:
     """A configured destination taking events. Use as a (sync or async) context manager.
 
@@ -337,7 +355,7 @@ class Runtime:
             if exc.event_id is None:
                 exc.event_id = event_id
             self._count_error(exc)
-            return ActionOutcome(preset, name, payload, error=exc)
+            return ActionOutcome(preset, name, payload, error=_without_frames(exc))
         except SettingsError as exc:
             # An action the settings cannot serve (say, offline without its event set id).
             error = PayloadError(self._redact(str(exc)), field="settings", event_id=event_id)
@@ -360,7 +378,7 @@ class Runtime:
         )
 
     def _count_error(self, error: PayloadError) -> None:
-        reason = f"{error.field}: {error.reason}" if error.field else error.reason
+        reason = f"{error.field}: {error.summary}" if error.field else error.summary
         with self._lock:
             if reason in self._reasons or len(self._reasons) < _MAX_REASONS:
                 self._reasons[reason] += 1

@@ -55,6 +55,8 @@ CHUNK = 500
 #: Bad lines and invalid events reported one by one before only counting them.
 SHOWN_PROBLEMS = 20
 
+_UNKNOWN_TYPE = "not a Segment event: unknown type"
+
 EXIT_OK, EXIT_UNDELIVERED, EXIT_CONFIG, EXIT_STOPPED, EXIT_QUEUED = 0, 1, 2, 3, 75
 DRY_RUN_TOKEN = "dry-run-token"
 
@@ -357,13 +359,20 @@ def _parse(raw: bytes) -> tuple[Any, str | None]:
     if not isinstance(kind, str):
         return None, "not a Segment event: no 'type'"
     if kind not in SEGMENT_TYPES:
-        return None, f"not a Segment event: unknown type {kind[:40]!r}"
+        return None, f"{_UNKNOWN_TYPE} {kind[:40]!r}"
     return event, None
 
 
 def _bad(tally: Tally, name: str, number: int, problem: str) -> None:
     tally.bad_lines += 1
-    tally.bad_reasons[problem.split(":")[0] if problem.startswith("not JSON") else problem] += 1
+    # Counted without what differs per line (where the JSON broke, which type), so the
+    # counter holds a handful of reasons however many bad lines there are.
+    reason = problem
+    if problem.startswith("not JSON"):
+        reason = problem.split(":")[0]
+    elif problem.startswith(_UNKNOWN_TYPE):
+        reason = _UNKNOWN_TYPE
+    tally.bad_reasons[reason] += 1
     _show(tally, f"{name}:{number}: {problem}")
 
 

@@ -15,9 +15,13 @@ from contextlib import ExitStack
 
 from .config import Config
 
-__all__ = ["SANDBOX_PIXEL", "token_configured", "use_sandbox"]
+__all__ = ["EMBEDDED_KEEP_EVENTS", "SANDBOX_PIXEL", "token_configured", "use_sandbox"]
 
 SANDBOX_PIXEL = "CSANDBOXPIXEL0001"
+#: Events the embedded sandbox keeps for ``GET /sandbox/events``: the latest few, for a
+#: look during a run. What the run reports comes from the delivery engine's counters,
+#: so the sandbox keeps no duplicate index either, and stays flat over millions.
+EMBEDDED_KEEP_EVENTS = 1000
 #: Environment variables that would send sandbox-mode events elsewhere.
 _OVERRIDES = ("TIKTOK_ACCESS_TOKEN", "TIKTOK_API_BASE_URL")
 
@@ -38,7 +42,7 @@ def use_sandbox(
     """
     from .tiktok.sandbox import Sandbox
 
-    box = Sandbox(pixels=None).start()
+    box = Sandbox(pixels=None, keep_events=EMBEDDED_KEEP_EVENTS, check_duplicates=False).start()
     stack.callback(box.stop)
     for variable in _OVERRIDES:
         environ.pop(variable, None)

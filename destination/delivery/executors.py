@@ -123,9 +123,15 @@ class HttpExecutor:
                 raise TransportError(
                     f"network error: {type(exc).__name__} for {request.url}"
                 ) from None
-        return Response(
+        response = Response(
             status=answer.status_code, headers=dict(answer.headers), body=answer.content
         )
+        # An httpx response and its stream refer to each other: a cycle that holds the
+        # request and its body (up to the byte cap) until a full garbage collection,
+        # which a streaming process runs rarely. Hundreds of MB over a long run; the
+        # answer is read, so the stream goes now and the rest with it.
+        answer.stream = httpx.ByteStream(b"")
+        return response
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -213,7 +213,7 @@ def take(raw: bytes, encoding: str | None, kind: str | None, body_auth: bool) ->
     reasons: Counter[str] = Counter()
     for outcome in outcomes:
         for error in outcome.errors:
-            reasons[f"{error.field}: {error.reason}" if error.field else error.reason] += 1
+            reasons[f"{error.field}: {error.summary}" if error.field else error.summary] += 1
     return {
         "events": len(outcomes),
         "counters": {k: after[k] - before[k] for k in _COUNTED},

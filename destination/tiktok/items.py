@@ -42,6 +42,8 @@ _USER_TEXTS_BEFORE = ("ip", "user_agent", "locale")
 _USER_HASHED = (("first_name", hash_name), ("last_name", hash_name), ("zip_code", hash_zip))
 _USER_TEXTS_AFTER = ("city", "state", "country")
 _DROPPED = "dropped, not hashed"
+#: ``_Event.error`` without a value to show
+_NO_VALUE = object()
 #: a content's fields sent as trimmed text, in TikTok's order
 _CONTENT_TEXTS = ("content_id", "content_name", "content_category", "brand")
 #: ``properties`` fields sent as trimmed text, in TikTok's order.
@@ -73,8 +75,17 @@ class _Event:
         self.event_id: str | None = None
         self.warnings: list[PayloadWarning] = []
 
-    def error(self, field: str, reason: str) -> PayloadError:
-        return PayloadError(reason, field=field, event_id=self.event_id)
+    def error(self, field: str, reason: str, value: object = _NO_VALUE) -> PayloadError:
+        """The error; ``value`` is shown where ``reason`` says ``{value}``, and left out
+        of its summary (so a run counts one reason, not one per bad value)."""
+        if value is _NO_VALUE:
+            return PayloadError(reason, field=field, event_id=self.event_id)
+        return PayloadError(
+            reason.replace("{value}", _shown(value)),
+            field=field,
+            event_id=self.event_id,
+            summary=reason.replace("{value}", "…"),
+        )
 
     def warn(self, field: str, reason: str) -> None:
         self.warnings.append(PayloadWarning(field, reason, self.event_id))
@@ -137,10 +148,10 @@ def _number(ev: _Event, value: object, field: str) -> int | float | None:
         if _INTEGER.fullmatch(text):
             return int(text)
         if not _DECIMAL.fullmatch(text):
-            raise ev.error(field, f"not a number: {_shown(value)}")
+            raise ev.error(field, "not a number: {value}", value)
         number = float(text)
         if not math.isfinite(number):
-            raise ev.error(field, f"not a finite number: {_shown(value)}")
+            raise ev.error(field, "not a finite number: {value}", value)
         return number
     raise ev.error(field, f"must be a number, got {_kind(value)}")
 
@@ -151,7 +162,7 @@ def _integer(ev: _Event, value: object, field: str) -> int | None:
         return number
     if number.is_integer():
         return int(number)
-    raise ev.error(field, f"must be a whole number, got {_shown(value)}")
+    raise ev.error(field, "must be a whole number, got {value}", value)
 
 
 def _string_list(ev: _Event, value: object, field: str) -> list[str]:
@@ -179,7 +190,7 @@ def _enum(
 ) -> str | None:
     value = _text(ev, payload, field)
     if value is not None and value not in allowed:
-        raise ev.error(field, f"must be one of {', '.join(allowed)}, got {_shown(value)}")
+        raise ev.error(field, f"must be one of {', '.join(allowed)}, got {{value}}", value)
     return value
 
 
@@ -373,7 +384,8 @@ def _properties(ev: _Event, payload: Mapping[str, Any]) -> dict[str, Any]:
         if content_type is not None and content_type not in CONTENT_TYPES:
             raise ev.error(
                 "content_type",
-                f"must be one of {', '.join(CONTENT_TYPES)}, got {_shown(content_type)}",
+                f"must be one of {', '.join(CONTENT_TYPES)}, got {{value}}",
+                content_type,
             )
         if content_type:
             props["content_type"] = content_type
@@ -384,7 +396,7 @@ def _properties(ev: _Event, payload: Mapping[str, Any]) -> dict[str, Any]:
             currency = currency.upper()
             if not _CURRENCY.fullmatch(currency):
                 raise ev.error(
-                    "currency", f"must be an ISO 4217 code like USD, got {_shown(currency)}"
+                    "currency", "must be an ISO 4217 code like USD, got {value}", currency
                 )
             props["currency"] = currency
     value = get("value")
@@ -569,7 +581,7 @@ def build_item(
         raise ev.error("event", f"event name {reason}")
     if event_source == "offline" and not is_standard_event(event):
         raise ev.error(
-            "event", f"offline events accept only standard event names, got {_shown(event)}"
+            "event", "offline events accept only standard event names, got {value}", event
         )
 
     timestamp = get("timestamp")
@@ -578,7 +590,7 @@ def build_item(
     try:
         event_time = to_event_time(timestamp)
     except TimestampError as exc:
-        raise ev.error("timestamp", f"unparseable timestamp {_shown(timestamp)}: {exc}") from None
+        raise ev.error("timestamp", f"unparseable timestamp {{value}}: {exc}", timestamp) from None
     if not (
         now - settings.max_event_age_days * 86400
         <= event_time

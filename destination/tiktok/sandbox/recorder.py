@@ -9,7 +9,11 @@ whole request was accepted, as TikTok rejects the whole request on 40002.
 The recorder is written by the server thread and read by the test thread,
 so one lock guards it; it is taken once per request, never per event.
 Stored events are capped (oldest dropped) so a long-running sandbox does
-not grow without bound; the counters are exact regardless.
+not grow without bound; the counters are exact regardless. The duplicate
+index is the one part that grows with what was received (one entry per
+distinct key): a sandbox nobody will ask about duplicates — the one
+``destination run`` and ``serve --sandbox`` embed — is built with
+``check_duplicates=False`` and stays flat over any number of events.
 """
 
 from __future__ import annotations
@@ -60,8 +64,9 @@ _Batch = tuple[str, str, str | None, str, Sequence[dict[str, Any]]]
 class Recorder:
     """Accepted events, counts by event name, duplicate keys, and answers given."""
 
-    def __init__(self, keep_events: int | None = 100_000) -> None:
+    def __init__(self, keep_events: int | None = 100_000, *, check_duplicates: bool = True) -> None:
         self.keep_events = keep_events
+        self.check_duplicates = check_duplicates
         self._lock = threading.Lock()
         self.reset()
 
@@ -98,14 +103,19 @@ class Recorder:
             self._answers["0"] += 1
             self._accepted += len(data)
             counts = self._counts
-            seen = self._seen
-            for item in data:
-                name = item["event"]
-                counts[name] = counts.get(name, 0) + 1
-                event_id = item.get("event_id")
-                if event_id is not None:
-                    key = (event_source_id, name, event_id)
-                    seen[key] = seen.get(key, 0) + 1
+            if self.check_duplicates:
+                seen = self._seen
+                for item in data:
+                    name = item["event"]
+                    counts[name] = counts.get(name, 0) + 1
+                    event_id = item.get("event_id")
+                    if event_id is not None:
+                        key = (event_source_id, name, event_id)
+                        seen[key] = seen.get(key, 0) + 1
+            else:
+                for item in data:
+                    name = item["event"]
+                    counts[name] = counts.get(name, 0) + 1
             keep = self.keep_events
             if keep == 0:
                 return
@@ -145,7 +155,13 @@ class Recorder:
             return dict(self._counts)
 
     def duplicates(self) -> dict[DuplicateKey, int]:
-        """(event_source_id, event, event_id) received more than once → times received."""
+        """(event_source_id, event, event_id) received more than once → times received.
+
+        Raises RuntimeError when built with ``check_duplicates=False``: an empty
+        answer would claim that nothing was doubled.
+        """
+        if not self.check_duplicates:
+            raise RuntimeError("this sandbox does not check duplicates (check_duplicates=False)")
         with self._lock:
             return {key: n for key, n in self._seen.items() if n > 1}
 
@@ -154,8 +170,8 @@ class Recorder:
             return dict(self._answers)
 
     def stats(self) -> dict[str, Any]:
-        """The JSON served by ``GET /sandbox/stats``."""
-        duplicates = self.duplicates()
+        """The JSON served by ``GET /sandbox/stats`` (``duplicates`` is null when not checked)."""
+        duplicates = self.duplicates() if self.check_duplicates else None
         with self._lock:
             return {
                 "requests": self._requests,
@@ -165,7 +181,9 @@ class Recorder:
                 ),
                 "counts": dict(self._counts),
                 "answers": dict(self._answers),
-                "duplicates": [
+                "duplicates": None
+                if duplicates is None
+                else [
                     {"event_source_id": s, "event": e, "event_id": i, "count": n}
                     for (s, e, i), n in sorted(duplicates.items())
                 ],

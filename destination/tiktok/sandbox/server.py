@@ -181,7 +181,9 @@ class Sandbox:
     """A local emulator of ``POST /open_api/v1.3/event/track/``; see docs/sandbox.md.
 
     ``pixels=None`` accepts any event_source_id; otherwise others get 40001.
-    ``keep_events`` caps the events kept for :meth:`events` (counts stay exact).
+    ``keep_events`` caps the events kept for :meth:`events` (counts stay exact);
+    ``check_duplicates=False`` keeps no duplicate index, so memory stays flat
+    however many events arrive (and :meth:`duplicates` raises).
     Use as a context manager, or ``start()`` / ``stop()``.
     """
 
@@ -196,6 +198,7 @@ class Sandbox:
         rate_limit_rps: float | None = None,
         keep_events: int | None = 100_000,
         max_body_bytes: int = MAX_BODY_BYTES,
+        check_duplicates: bool = True,
     ) -> None:
         # A lone string is one token / pixel / spec, never its characters.
         if isinstance(tokens, str):
@@ -213,7 +216,7 @@ class Sandbox:
             raise ValueError("the sandbox needs at least one access token")
         self.pixels: frozenset[str] | None = None if pixels is None else frozenset(pixels)
         self.max_body_bytes = max_body_bytes
-        self.recorder = Recorder(keep_events)
+        self.recorder = Recorder(keep_events, check_duplicates=check_duplicates)
         self._plan: FaultPlan | None = None
         self._limiter: RateLimiter | None = None
         self.set_faults(faults)
