@@ -309,7 +309,19 @@ def test_two_ingest_nodes_and_a_delivering_node_deliver_every_acknowledged_event
             assert not box.events(), "an ingest-only node delivered"
             with httpx.Client() as http:
                 text = http.get(ingest[0] + "/metrics").text.splitlines()
-            assert "destination_queue_lag_messages 13" in text  # 12 requests, 1 client batch
+            gauges = {
+                name: int(value)
+                for name, _, value in (line.partition(" ") for line in text)
+                if name.startswith("destination_queue_")
+            }
+            # No consumer yet: every message is lag; one message per request (one route).
+            assert gauges["destination_queue_lag_messages"] >= 13  # 12 posts, the client's
+            assert (
+                gauges["destination_queue_lag_messages"]
+                == gauges["destination_queue_stream_messages"]
+            )
+            assert gauges["destination_queue_ack_pending"] == 0
+            assert "destination_outbox_pending 700" in text
             nodes.append(ServeProcess(*base))  # delivers (and ingests)
             assert f"queue {nats_server.url})" in nodes[-1].output
             assert wait_for(lambda: set(acked) <= {e.event_id for e in box.events()}, timeout=40)
