@@ -322,8 +322,14 @@ def test_two_ingest_nodes_and_a_delivering_node_deliver_every_acknowledged_event
             )
             assert gauges["destination_queue_ack_pending"] == 0
             assert "destination_outbox_pending 700" in text
-            nodes.append(ServeProcess(*base))  # delivers (and ingests)
-            assert f"queue {nats_server.url})" in nodes[-1].output
+            # Delivers, and ingests through a worker process that publishes to JetStream.
+            nodes.append(ServeProcess(*base, "--workers", "1"))
+            assert f"queue {nats_server.url}; 1 worker processes)" in nodes[-1].output
+            batch = messages(maker, 100, 2000)
+            post(KEY, host=nodes[-1].url, batch=batch)
+            acked += [m["messageId"] for m in batch]
+            with httpx.Client() as http:
+                assert "delivery" not in http.get(nodes[-1].url + "/healthz").json()
             assert wait_for(lambda: set(acked) <= {e.event_id for e in box.events()}, timeout=40)
             for node in nodes:
                 os.kill(node.proc.pid, signal.SIGTERM)
