@@ -1435,6 +1435,26 @@ class JetStreamQueue:
             task.cancel()
         await asyncio.gather(*rest, return_exceptions=True)
 
+    @_storage("reading the consumer")
+    async def consumer_info(self) -> dict[str, int]:
+        """Figures for monitoring, in messages (chunks), read from the server: the
+        stream's ``messages`` and ``bytes``, and the consumer's ``num_pending`` (not
+        taken by any worker yet: the lag), ``num_ack_pending`` (taken, or given back
+        with a delay, and not acknowledged yet) and ``num_redelivered`` (of those, the
+        ones delivered more than once). Before any worker created the consumer, every
+        message is lag."""
+        stream, info = await asyncio.gather(self._js.stream_info(self.stream), self._consumer())
+        messages = int(stream.state.messages)
+        figures = {"messages": messages, "bytes": int(stream.state.bytes)}
+        if info is None:
+            return {**figures, "num_pending": messages, "num_ack_pending": 0, "num_redelivered": 0}
+        return {
+            **figures,
+            "num_pending": int(info.num_pending or 0),
+            "num_ack_pending": int(info.num_ack_pending or 0),
+            "num_redelivered": int(info.num_redelivered or 0),
+        }
+
 
 def _collect(replies: asyncio.Queue[Msg]) -> Callable[[Msg], Awaitable[None]]:
     """A subscription's callback that queues what it receives (nats-py wants a coroutine)."""

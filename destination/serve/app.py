@@ -344,6 +344,8 @@ def _healthz(state: ServerState) -> Callable[[Request], Any]:
         else:
             stats, health = await asyncio.to_thread(_condition, state)
             body = {"status": health.status}
+            if isinstance(state.runtime.engine.queue, workers.PutOnlyQueue):
+                body["delivery"] = "ingest only"  # serve --no-deliver: other nodes deliver
             for key in ("pending", "dead_letters"):
                 if key in stats:  # absent when the outbox cannot be read
                     body[key] = stats[key]
@@ -364,20 +366,34 @@ def _condition(state: ServerState) -> tuple[dict[str, Any], Health]:
     return stats, state.health(stats)
 
 
+def _queue_figures(state: ServerState) -> tuple[dict[str, Any], Health, dict[str, int] | None]:
+    """:func:`_condition` and, when the queue offers them (JetStream), its consumer's
+    figures; None when it does not, or cannot be read."""
+    stats, health = _condition(state)
+    read = getattr(state.runtime.engine.queue, "consumer_info", None)
+    figures = None
+    if callable(read):
+        with contextlib.suppress(StorageError):
+            figures = read()
+    return stats, health, figures
+
+
 def _metrics(state: ServerState) -> Callable[[Request], Any]:
     async def metrics(request: Request) -> Response:
         started = time.perf_counter()
+        figures = None
         if state.draining:
             stats = state.summary
             health = state.health(stats)
         else:
-            stats, health = await asyncio.to_thread(_condition, state)
+            stats, health, figures = await asyncio.to_thread(_queue_figures, state)
         text = render(
             stats,
             state.metrics,
             draining=state.draining,
             storage_failing=health.storage_failing,
             queue_full=health.queue_full,
+            queue=figures,
         )
         state.metrics.observe("metrics", 200, time.perf_counter() - started)
         return Response(text, media_type=CONTENT_TYPE)

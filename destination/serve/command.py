@@ -68,6 +68,19 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--outbox", metavar="PATH", help="outbox database (SQLite)")
     parser.add_argument(
+        "--queue",
+        metavar="URL",
+        help="a shared queue instead of the outbox: nats://host:4222[,nats://host2:4222...] "
+        "(JetStream; else delivery.queue). Answers 200 only after JetStream's publish ack. "
+        "See docs/scale-out.md",
+    )
+    parser.add_argument(
+        "--no-deliver",
+        action="store_true",
+        help="ingest only: publish to the shared queue (--queue) and deliver nothing; "
+        "other nodes deliver",
+    )
+    parser.add_argument(
         "--presets",
         nargs="+",
         metavar="NAME|FILE",
@@ -107,11 +120,12 @@ def serve(args: argparse.Namespace) -> int:
         import uvicorn
     except ImportError as exc:
         return _fail(f"{exc.name or 'starlette/uvicorn'} is missing: install destination[serve]")
+    from ..delivery.factories import queue_name
     from ..host import Runtime
     from ..sandboxmode import token_configured, use_sandbox
     from .app import build_app
     from .auth import resolve_write_keys
-    from .workers import WORKER_POLL_INTERVAL, WorkerPool, put_only_queue
+    from .workers import WORKER_POLL_INTERVAL, WorkerPool, put_only_queue, shared_queue
 
     environ = dict(os.environ)
     with ExitStack() as stack:
@@ -123,6 +137,7 @@ def serve(args: argparse.Namespace) -> int:
             if args.workers is None:
                 args.workers = config.serve.workers
             config = _overrides(config, args, stack)
+            shared = shared_queue(config.delivery.queue)
             note = ""
             if args.sandbox:
                 config, url = use_sandbox(config, environ, stack)
@@ -133,10 +148,13 @@ def serve(args: argparse.Namespace) -> int:
                     "or pass --sandbox to deliver to a local sandbox"
                 )
             if args.workers:
-                put_only_queue(config).close()  # refuses a queue other than sqlite, early
-                poll = min(config.delivery.options.poll_interval, WORKER_POLL_INTERVAL)
-                config = config.with_delivery(options={"poll_interval": poll})
-            runtime = Runtime(config, track_results=False, environ=environ)
+                put_only_queue(config).close()  # refuses a queue it cannot share, early
+                if not shared:  # the engine finds the workers' entries by polling the outbox
+                    poll = min(config.delivery.options.poll_interval, WORKER_POLL_INTERVAL)
+                    config = config.with_delivery(options={"poll_interval": poll})
+            # --no-deliver: a put-only view of the shared queue; its engine claims nothing.
+            queue = put_only_queue(config, "--no-deliver") if args.no_deliver else None
+            runtime = Runtime(config, queue=queue, track_results=False, environ=environ)
         except DestinationError as exc:
             return _fail(str(exc))
         stack.callback(runtime.close, 0)
@@ -178,9 +196,15 @@ def serve(args: argparse.Namespace) -> int:
         bound_host, bound_port = sock.getsockname()[:2]
         if note:
             print(note, file=sys.stderr)
+        where = (
+            f"queue {queue_name(config.delivery.queue)}"
+            + ("; ingest only" if args.no_deliver else "")
+            if shared
+            else f"outbox {config.delivery.outbox}"
+        )
         print(
             f"destination serve: listening on http://{_url_host(bound_host)}:{bound_port} "
-            f"({len(keys)} write key(s) from {keys.source}; outbox {config.delivery.outbox}"
+            f"({len(keys)} write key(s) from {keys.source}; {where}"
             f"{f'; {args.workers} worker processes' if args.workers else ''})",
             file=sys.stderr,
             flush=True,
@@ -302,8 +326,32 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _overrides(config: Config, args: argparse.Namespace, stack: ExitStack) -> Config:
+    from .workers import shared_queue
+
     if args.presets:
         config = config.with_overrides(presets=tuple(args.presets))
+    if args.queue:
+        config = config.with_delivery(queue=args.queue)
+    if shared_queue(config.delivery.queue):
+        if args.sandbox:
+            # Other nodes deliver what this one publishes, with their own settings: the
+            # events would reach whatever TikTok they point at, or wait for a sandbox that
+            # exists only in this process.
+            raise ConfigurationError(
+                "--sandbox cannot use a shared queue (--queue, delivery.queue): other nodes "
+                "would deliver its events to their own TikTok, not to this process's sandbox"
+            )
+        if args.outbox:
+            raise ConfigurationError(
+                "--outbox is the SQLite outbox; with a shared queue (--queue, delivery.queue) "
+                "events wait in the queue"
+            )
+        return config
+    if args.no_deliver:
+        raise ConfigurationError(
+            "--no-deliver needs a shared queue (--queue nats://...): events stored in this "
+            "process's outbox would never be delivered"
+        )
     if args.outbox and args.sandbox:
         # Stored routes keep their URL: a real outbox's events would go out with the
         # sandbox's token, and sandbox events would wait for a sandbox long gone.

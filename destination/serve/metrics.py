@@ -36,6 +36,27 @@ _EVENT_COUNTERS = (
     ("dead_lettered", "items dead-lettered (refused or too old)"),
 )
 
+#: the shared queue's figures (JetStream), in messages (a message is a chunk of events)
+_QUEUE_GAUGES = (
+    (
+        "destination_queue_lag_messages",
+        "num_pending",
+        "messages in the shared queue no worker took yet (the consumer's lag)",
+    ),
+    (
+        "destination_queue_ack_pending",
+        "num_ack_pending",
+        "messages taken by workers, or given back with a delay, not acknowledged yet",
+    ),
+    (
+        "destination_queue_redelivered",
+        "num_redelivered",
+        "of those, messages delivered more than once (a worker died, retries)",
+    ),
+    ("destination_queue_stream_messages", "messages", "messages stored in the stream"),
+    ("destination_queue_stream_bytes", "bytes", "bytes stored in the stream"),
+)
+
 
 class RequestMetrics:
     """Requests by (endpoint, status) and a latency histogram per endpoint."""
@@ -75,11 +96,13 @@ def render(
     draining: bool = False,
     storage_failing: bool = False,
     queue_full: bool = False,
+    queue: Mapping[str, int] | None = None,
 ) -> str:
     """The exposition text for one scrape.
 
     A gauge whose figure ``stats`` lacks (the outbox could not be read) has
-    no sample rather than a made-up 0.
+    no sample rather than a made-up 0. ``queue``: the shared queue's figures
+    (:meth:`JetStreamQueue.consumer_info`), whose gauges appear only with it.
     """
     out: list[str] = []
 
@@ -130,6 +153,11 @@ def render(
     out.append(f"destination_queue_full {int(queue_full)}")
     family("destination_serve_draining", "gauge", "1 while the server shuts down")
     out.append(f"destination_serve_draining {int(draining)}")
+    if queue is not None:
+        for name, key, help_text in _QUEUE_GAUGES:
+            if key in queue:
+                family(name, "gauge", help_text)
+                out.append(f"{name} {int(queue[key])}")
 
     snap = requests.snapshot()
     family(

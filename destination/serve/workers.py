@@ -8,7 +8,9 @@ worker process, which decodes it, validates it and stores its events in the
 same SQLite outbox in one transaction before the server answers 200. The
 outbox lets only one process deliver (its lock file), so the workers' queues
 are put-only (:class:`PutOnlyQueue`) and the server's engine picks their
-entries up by polling the outbox.
+entries up by polling the outbox. With a shared queue (``--queue nats://…``)
+each worker publishes straight to JetStream through a put-only view of its
+own, and whoever delivers (this server, or other nodes) claims from there.
 
 A worker ignores SIGINT and SIGTERM (the server decides when to stop) and
 leaves on its own when the server process is gone, even after a SIGKILL.
@@ -37,15 +39,22 @@ from ..delivery.queue import Chunk, Queue, QueueStats, StoredItem
 from ..errors import ConfigurationError
 from .auth import WriteKeys
 
-__all__ = ["PutOnlyQueue", "Tally", "WorkerPool", "put_only_queue"]
+__all__ = ["PutOnlyQueue", "Tally", "WorkerPool", "put_only_queue", "shared_queue"]
 
 #: how often the delivering engine looks for entries the workers stored
 WORKER_POLL_INTERVAL = 0.05
 _COUNTED = ("received", "matched", "invalid", "accepted")
 
 
+#: what a put-only queue passes on to the queue it wraps besides storing: reading only
+_READS = frozenset(
+    {"size_bytes", "route_stats", "dead_letters", "dead_letter_reasons", "consumer_info"}
+)
+
+
 class PutOnlyQueue:
-    """A queue that stores and never hands out: an ingest worker's view of the outbox."""
+    """A queue that stores and never hands out: an ingest worker's view of the outbox, or
+    an ingest-only server's (``serve --no-deliver``) view of the shared queue."""
 
     def __init__(self, inner: Queue) -> None:
         self._inner = inner
@@ -72,21 +81,32 @@ class PutOnlyQueue:
         self._inner.close()
 
     def __getattr__(self, name: str) -> Any:  # ack/retry/release/dead letters: never called
+        if name in _READS:
+            return getattr(self._inner, name)
         raise AttributeError(f"a put-only queue has no {name!r}")
 
     def __repr__(self) -> str:
         return f"PutOnlyQueue({self._inner!r})"
 
 
-def put_only_queue(config: Config) -> PutOnlyQueue:
+def shared_queue(spec: str) -> bool:
+    """Whether a queue spec names a queue shared by processes on any machine (JetStream)."""
+    return spec.partition("://")[0] in ("nats", "tls")
+
+
+def put_only_queue(config: Config, what: str = "--workers") -> PutOnlyQueue:
+    """A view of the configured queue that stores and never claims: the sqlite outbox,
+    or a JetStream queue (``deliver=False``: it creates no consumer)."""
     delivery = config.delivery
-    if delivery.queue != "sqlite":
-        raise ConfigurationError(
-            f"--workers needs the sqlite outbox, not queue {queue_name(delivery.queue)!r}"
-        )
     options = {**delivery.queue_options, "deliver": False}
-    options.setdefault("path", delivery.outbox)
-    return PutOnlyQueue(make_queue("sqlite", **options))
+    if delivery.queue == "sqlite":
+        options.setdefault("path", delivery.outbox)
+    elif not shared_queue(delivery.queue):
+        raise ConfigurationError(
+            f"{what} needs the sqlite outbox or a nats:// queue, "
+            f"not queue {queue_name(delivery.queue)!r}"
+        )
+    return PutOnlyQueue(make_queue(delivery.queue, **options))
 
 
 @dataclass
