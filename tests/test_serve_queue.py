@@ -340,3 +340,48 @@ def test_two_ingest_nodes_and_a_delivering_node_deliver_every_acknowledged_event
         received = [e.event_id for e in box.events()]
     assert sorted(set(received)) == sorted(set(acked))
     assert len(received) == len(acked)  # nobody died: no duplicates
+
+
+def test_an_ingest_only_node_needs_no_access_token(nats_server, tmp_path):
+    """It never sends: the pixel and phone region shape its items, the token is not needed."""
+    config = tmp_path / "ingest.yaml"
+    config.write_text(f"settings:\n  pixel_code: {PIXEL}\ndelivery:\n  queue: {nats_server.url}\n")
+    env = {"TIKTOK_ACCESS_TOKEN": ""}
+    node = ServeProcess("--config", str(config), "--write-key", KEY, "--no-deliver", env=env)
+    try:
+        with httpx.Client() as http:
+            answer = http.post(
+                node.url + "/v1/track",
+                json={
+                    "type": "track",
+                    "event": "Order Completed",
+                    "messageId": "ingest-1",
+                    "userId": "u1",
+                    "properties": {"revenue": 10, "currency": "USD"},
+                },
+                auth=(KEY, ""),
+            )
+            assert answer.status_code == 200
+            assert http.get(node.url + "/healthz").json()["delivery"] == "ingest only"
+    finally:
+        node.kill()
+    # Without --no-deliver the same config is refused: that node would deliver.
+    refused = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "destination.cli",
+            "serve",
+            "--config",
+            str(config),
+            "--write-key",
+            KEY,
+            "--port",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "TIKTOK_ACCESS_TOKEN": ""},
+    )
+    assert refused.returncode == 2 and "no access token" in refused.stderr

@@ -43,6 +43,8 @@ __all__ = ["add_parser", "serve"]
 log = logging.getLogger("destination.serve")
 
 EXIT_OK, EXIT_LISTEN, EXIT_CONFIG = 0, 1, 2
+#: The access token of an ingest-only node (``--no-deliver``) without one: never sent.
+INGEST_ONLY_TOKEN = "ingest-only-node-sends-nothing"
 
 
 def add_parser(subparsers: Any) -> None:
@@ -142,6 +144,11 @@ def serve(args: argparse.Namespace) -> int:
             if args.sandbox:
                 config, url = use_sandbox(config, environ, stack)
                 note = f"--sandbox: delivering to the embedded TikTok sandbox at {url}"
+            elif args.no_deliver and not token_configured(config, environ):
+                # An ingest-only node never sends: it needs the settings that shape items
+                # (pixel, phone region), not the token. The placeholder is never used.
+                settings = {**config.settings, "access_token": INGEST_ONLY_TOKEN}
+                config = config.with_overrides(settings=settings)
             elif config.destination == "tiktok" and not token_configured(config, environ):
                 return _fail(
                     "no access token: set TIKTOK_ACCESS_TOKEN (or settings.access_token), "
