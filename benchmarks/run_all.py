@@ -33,6 +33,9 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
         ["--requests", "100"],
     ),
     "startup": ([], ["--runs", "3"]),
+    "queue": ([], ["--events", "5000"]),
+    "dry_run": ([], ["--pairs", "1"]),
+    "scale": ([], ["--events", "10000", "--producers", "1", "--workers", "1"]),
 }
 
 
