@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_outbox(sub)
     _add_sandbox(sub)
     _add_serve(sub)
+    _add_deliver(sub)
     return parser
 
 
@@ -37,6 +38,12 @@ def _add_run(subparsers: Any) -> None:
     from . import run
 
     run.add_parser(subparsers)
+
+
+def _add_deliver(subparsers: Any) -> None:
+    from . import deliver
+
+    deliver.add_parser(subparsers)
 
 
 def _add_serve(subparsers: Any) -> None:
