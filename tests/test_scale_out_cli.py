@@ -283,3 +283,65 @@ def test_a_killed_worker_loses_nothing_and_duplicates_at_most_its_window(
     # ack_wait: at most its window, batch size x (concurrency + 2).
     assert 0 <= duplicates <= batch * (concurrency + 2)
     assert pending(nats.url) == 0
+
+
+# -- outbox … --queue: operating the shared queue ----------------------------------------
+
+
+def test_a_poison_event_is_one_dead_letter_listed_and_replayed_with_queue(
+    nats, tmp_path, capsys, sandbox
+):
+    box = sandbox(faults=["reject-event-id:m7"])
+    events = write_events(tmp_path / "events.ndjson", 40)
+    config = write_config(tmp_path / "d.yaml", box)
+    argv = ["run", str(events), "--config", str(config), "--queue", nats.url, "--deliver"]
+    assert main([*argv, "--batch-size", "20"]) == 0
+    rows = _summary(capsys.readouterr().err)
+    assert rows["delivered"] == 39 and rows["dead-lettered"] == 1
+    assert distinct(box) == {f"m{i}" for i in range(40)} - {"m7"}
+
+    queue = ["--queue", nats.url]
+    assert main(["outbox", "status", *queue, "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["outbox"] == nats.url
+    assert (status["pending"], status["dead_letters"]) == (0, 1)
+    assert [r["count"] for r in status["dead_letter_reasons"]] == [1]
+
+    assert main(["outbox", "status", *queue]) == 0
+    text = capsys.readouterr().out
+    assert f"queue         {nats.url}" in text and "dead letters  1" in text
+
+    assert main(["outbox", "dead-letters", *queue]) == 0
+    (line,) = capsys.readouterr().out.strip().splitlines()
+    event_id, code, _label, reason = line.split("\t")
+    assert (event_id, code) == ("m7", "40002") and "event_id" in reason
+
+    assert main(["outbox", "replay", *queue, "m7"]) == 0
+    assert capsys.readouterr().out.strip() == "replayed 1 dead letter"
+    assert main(["outbox", "status", *queue, "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert (status["pending"], status["dead_letters"]) == (1, 0)
+
+    box.set_faults([])  # the fix: the replayed event goes through
+    flush = ["outbox", "flush", *queue, "--config", str(config), "--timeout", "20"]
+    assert main(flush) == 0
+    assert capsys.readouterr().out.startswith("delivered 1, retried 0, dead-lettered 0")
+    assert "m7" in distinct(box)
+    assert pending(nats.url) == 0
+
+
+def test_purge_and_usage_with_queue(nats, tmp_path, capsys, monkeypatch):
+    events = write_events(tmp_path / "events.ndjson", 25)
+    monkeypatch.setenv("TIKTOK_PIXEL_CODE", PIXEL)
+    assert main(["run", str(events), "--queue", nats.url]) == 0
+    capsys.readouterr()
+    assert main(["outbox", "purge", "--queue", nats.url, "--all", "--yes"]) == 0
+    assert capsys.readouterr().out.strip() == "purged 25 waiting event(s) and 0 dead letter(s)"
+    assert pending(nats.url) == 0
+    assert main(["outbox", "status", "--queue", nats.url, "--outbox", "x.db"]) == 2
+    assert "give one" in capsys.readouterr().err
+    url = f"nats://u:pw-secret@127.0.0.1:{free_port()}"
+    assert main(["outbox", "status", "--queue", url]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("destination outbox: JetStream nats://127.0.0.1:")
+    assert "pw-secret" not in err
