@@ -285,6 +285,28 @@ def test_a_killed_worker_loses_nothing_and_duplicates_at_most_its_window(
     assert pending(nats.url) == 0
 
 
+@pytest.mark.slow
+def test_a_worker_whose_delivery_stopped_exits_3_and_leaves_the_events_queued(
+    nats, tmp_path, capsys, sandbox
+):
+    box = sandbox()
+    events = write_events(tmp_path / "events.ndjson", 5)
+    config = write_config(tmp_path / "d.yaml", box)
+    config.write_text(config.read_text().replace(box.token, "a-revoked-token-1234"))
+    assert main(["run", str(events), "--config", str(config), "--queue", nats.url]) == 0
+    capsys.readouterr()
+    worker = start_worker(nats.url, config)
+    try:
+        wait_for(lambda: box.answers().get("40105", 0) > 0, 30, "the token refused")
+    finally:
+        code, err = stop(worker)
+    assert code == 3, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("destination deliver: delivered 0, ") and "delivery stopped: " in last
+    assert "a-revoked-token-1234" not in err
+    assert pending(nats.url) == 5
+
+
 # -- outbox … --queue: operating the shared queue ----------------------------------------
 
 
