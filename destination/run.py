@@ -19,6 +19,11 @@ read and stored, and the events stay queued;
 ``destination outbox flush``, or the outbox could not store more (disk full);
 0 nothing deliverable is left: invalid, unmatched and dead-lettered events
 included (they are listed).
+
+With a shared queue (``--queue nats://…`` or ``delivery.queue: nats://…``)
+the run is a producer: it publishes and exits 0 once every publish is
+acknowledged, delivering nothing (the queue is opened with ``deliver=False``),
+unless ``--deliver`` is given; ``destination deliver`` workers deliver.
 """
 
 from __future__ import annotations
@@ -188,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
                     queue.close()
                 raise
         except DestinationError as exc:  # configuration, settings, a locked outbox, no NATS
-            print(f"destination run: {_one_line(str(exc))}", file=err)
+            print(f"destination run: {exc}", file=err)
             return EXIT_CONFIG
         if note:
             print(note, file=err)
@@ -211,10 +216,6 @@ def run(args: argparse.Namespace) -> int:
     if producer:
         return _published(stats, tally, config)
     return _verdict(stats, tally, config, temporary)
-
-
-def _one_line(text: str) -> str:
-    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def _shared_url(config: Config) -> str | None:
