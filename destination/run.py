@@ -258,9 +258,10 @@ def _read_all(runtime: Runtime, paths: list[str], tally: Tally, progress: Any) -
             name, number, _ = chunk[0]
             tally.storage_stop = f"{exc}; stopped reading at {name}:{number}"
             tally.unstored = len(chunk)
+            where = "the queue is back" if _shared_url(runtime.config) else "the outbox has room"
             print(
                 f"destination run: {tally.storage_stop} (the events before it are stored; "
-                "run again from there once the outbox has room)",
+                f"run again from there once {where})",
                 file=sys.stderr,
             )
             return
