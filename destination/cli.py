@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_outbox(sub)
     _add_sandbox(sub)
     _add_serve(sub)
+    _add_deliver(sub)
     return parser
 
 
@@ -37,6 +38,12 @@ def _add_run(subparsers: Any) -> None:
     from . import run
 
     run.add_parser(subparsers)
+
+
+def _add_deliver(subparsers: Any) -> None:
+    from . import deliver
+
+    deliver.add_parser(subparsers)
 
 
 def _add_serve(subparsers: Any) -> None:
@@ -163,6 +170,13 @@ def _add_outbox(subparsers: Any) -> None:
         default=None,
         help="configuration file: its outbox, destination, settings and delivery options",
     )
+    common.add_argument(
+        "--queue",
+        metavar="URL",
+        default=None,
+        help="a shared queue instead of the outbox: nats://host:4222[,nats://…] (default: the "
+        "config's delivery.queue when it is a URL)",
+    )
     status = actions.add_parser(
         "status", parents=[common], help="what waits (per route, last error), what is dead"
     )
@@ -198,7 +212,7 @@ def _add_outbox(subparsers: Any) -> None:
         parents=[common],
         help="remove waiting events and dead letters for good",
         usage="%(prog)s (--all | --event-id ID [ID ...] | --older-than DURATION) [--yes] "
-        "[--outbox PATH] [--config FILE]",
+        "[--outbox PATH | --queue URL] [--config FILE]",
         description="Remove the waiting events and dead letters chosen by exactly one of "
         "--all, --event-id or --older-than. Refused while a run, serve or flush delivers "
         "from the outbox. Asks first on a terminal; elsewhere --yes is required.",

@@ -19,6 +19,11 @@ read and stored, and the events stay queued;
 ``destination outbox flush``, or the outbox could not store more (disk full);
 0 nothing deliverable is left: invalid, unmatched and dead-lettered events
 included (they are listed).
+
+With a shared queue (``--queue nats://…`` or ``delivery.queue: nats://…``)
+the run is a producer: it publishes and exits 0 once every publish is
+acknowledged, delivering nothing (the queue is opened with ``deliver=False``),
+unless ``--deliver`` is given; ``destination deliver`` workers deliver.
 """
 
 from __future__ import annotations
@@ -59,6 +64,9 @@ _UNKNOWN_TYPE = "not a Segment event: unknown type"
 
 EXIT_OK, EXIT_UNDELIVERED, EXIT_CONFIG, EXIT_STOPPED, EXIT_QUEUED = 0, 1, 2, 3, 75
 DRY_RUN_TOKEN = "dry-run-token"
+#: what a producer (``--queue`` without ``--deliver``, no token configured) validates its
+#: settings with: it never sends, so no token is needed
+PRODUCER_TOKEN = "producer-sends-nothing"
 
 
 def add_parser(subparsers: Any) -> None:
@@ -94,6 +102,17 @@ def add_parser(subparsers: Any) -> None:
         help="events per request (1-1000)",
     )
     parser.add_argument("--outbox", metavar="PATH", help="outbox database (SQLite)")
+    parser.add_argument(
+        "--queue",
+        metavar="URL",
+        help="publish to a shared queue (nats://host:4222[,nats://…]) instead of the outbox; "
+        "the run then only publishes, and `destination deliver` workers deliver",
+    )
+    parser.add_argument(
+        "--deliver",
+        action="store_true",
+        help="with a shared queue: also deliver from it, like a normal run",
+    )
     parser.add_argument(
         "--wait",
         type=_seconds,
@@ -158,10 +177,22 @@ def run(args: argparse.Namespace) -> int:
         try:
             config = load_config(args.config) if args.config else Config()
             config, environ, note, temporary = _mode(config, args, stack)
-            runtime = Runtime(
-                config, on_result=tally.on_result, track_results=False, environ=environ
-            )
-        except DestinationError as exc:  # configuration, settings, a locked outbox
+            shared = _shared_url(config)
+            producer = shared is not None and not args.deliver
+            queue = _open_shared(config, deliver=not producer) if shared else None
+            try:
+                runtime = Runtime(
+                    config,
+                    queue=queue,
+                    on_result=tally.on_result,
+                    track_results=False,
+                    environ=environ,
+                )
+            except BaseException:
+                if queue is not None:
+                    queue.close()
+                raise
+        except DestinationError as exc:  # configuration, settings, a locked outbox, no NATS
             print(f"destination run: {exc}", file=err)
             return EXIT_CONFIG
         if note:
@@ -172,8 +203,8 @@ def run(args: argparse.Namespace) -> int:
             with _progress(args.progress, args.events) as progress:
                 _read_all(runtime, args.events, tally, progress)
             # The whole --wait: retries as the backoff says, then close within what is left.
-            deadline = time.monotonic() + args.wait
-            if not tally.storage_stop:
+            deadline = time.monotonic() + (0.0 if producer else args.wait)
+            if not tally.storage_stop and not producer:
                 runtime.drain(args.wait)
         finally:
             left = 0.0 if deadline is None else max(0.0, deadline - time.monotonic())
@@ -181,8 +212,37 @@ def run(args: argparse.Namespace) -> int:
         # Read after the engine closed: what it delivered while closing is counted.
         stats = runtime.stats(routes=True)
         elapsed = time.monotonic() - started
-    _summary(stats, tally, elapsed, dry_run=args.dry_run)
+    _summary(stats, tally, elapsed, dry_run=args.dry_run, published=producer)
+    if producer:
+        return _published(stats, tally, config)
     return _verdict(stats, tally, config, temporary)
+
+
+def _shared_url(config: Config) -> str | None:
+    """The shared queue's URL when the config's queue is one (``--queue`` was applied)."""
+    from .sharedqueue import is_shared
+
+    return config.delivery.queue if is_shared(config) else None
+
+
+def _open_shared(config: Config, *, deliver: bool) -> Any:
+    from .sharedqueue import open_shared
+
+    return open_shared(config, deliver=deliver)
+
+
+def _published(stats: dict[str, Any], tally: Tally, config: Config) -> int:
+    """A producer's verdict: 0 once everything read was published (every PubAck in),
+    75 when publishing failed part way (the events before it are stored)."""
+    from .delivery.factories import queue_name
+
+    where = queue_name(config.delivery.queue)
+    print(
+        f"destination run: published {stats['accepted']:,} event(s) to {where}; "
+        f"`destination deliver --queue {where}` workers deliver them",
+        file=sys.stderr,
+    )
+    return EXIT_QUEUED if tally.storage_stop else EXIT_OK
 
 
 def _read_all(runtime: Runtime, paths: list[str], tally: Tally, progress: Any) -> None:
@@ -198,9 +258,10 @@ def _read_all(runtime: Runtime, paths: list[str], tally: Tally, progress: Any) -
             name, number, _ = chunk[0]
             tally.storage_stop = f"{exc}; stopped reading at {name}:{number}"
             tally.unstored = len(chunk)
+            where = "the queue is back" if _shared_url(runtime.config) else "the outbox has room"
             print(
                 f"destination run: {tally.storage_stop} (the events before it are stored; "
-                "run again from there once the outbox has room)",
+                f"run again from there once {where})",
                 file=sys.stderr,
             )
             return
@@ -224,8 +285,13 @@ def _verdict(stats: dict[str, Any], tally: Tally, config: Config, temporary: boo
     if tally.storage_stop:
         return EXIT_QUEUED
     if pending:
+        where: Any = config.delivery.outbox
+        if _shared_url(config):
+            from .delivery.factories import queue_name
+
+            where = queue_name(config.delivery.queue)
         print(
-            f"destination run: {pending:,} event(s) still queued in {config.delivery.outbox}: "
+            f"destination run: {pending:,} event(s) still queued in {where}: "
             "the next run or `destination outbox flush` sends them",
             file=err,
         )
@@ -275,6 +341,13 @@ def _mode(
         config = config.with_delivery(options={"batch_size": args.batch_size})
     if args.outbox:
         config = config.with_delivery(outbox=Path(args.outbox))
+    if args.queue or "://" in config.delivery.queue:
+        return _shared_mode(config, args, environ)
+    if args.deliver:
+        raise UsageError(
+            "--deliver is for a shared queue: give --queue URL "
+            "(or delivery.queue: nats://… in the config)"
+        )
     note = ""
     temporary = args.dry_run or args.sandbox or not token_configured(config, environ)
     if temporary and args.outbox:
@@ -304,6 +377,37 @@ def _mode(
             "(nothing leaves this machine)"
         )
     return config, environ, note, temporary
+
+
+def _shared_mode(
+    config: Config, args: argparse.Namespace, environ: dict[str, str]
+) -> tuple[Config, dict[str, str], str, bool]:
+    """``--queue URL`` (or a config's ``delivery.queue: nats://…``): publish to the shared
+    queue; deliver too only with ``--deliver`` (then an access token is required: the
+    events are everyone's, so they never go to a sandbox of this run's own)."""
+    from .sandboxmode import token_configured
+    from .sharedqueue import with_queue
+
+    if args.queue:
+        config = with_queue(config, args.queue)
+    for flag, given in (("--dry-run", args.dry_run), ("--sandbox", args.sandbox)):
+        if given:
+            raise UsageError(f"{flag} cannot be used with a shared queue (--queue)")
+    if args.outbox:
+        raise UsageError("--outbox is the SQLite outbox; a shared queue (--queue) has none")
+    if args.deliver:
+        if not token_configured(config, environ):
+            raise UsageError(
+                "--deliver sends the shared queue's events to TikTok: configure an access "
+                "token (TIKTOK_ACCESS_TOKEN or settings.access_token)"
+            )
+        return config, environ, "", False
+    if not token_configured(config, environ):
+        # A producer sends nothing: the workers deliver with their own settings.
+        settings = dict(config.settings)
+        settings["access_token"] = PRODUCER_TOKEN
+        config = config.with_overrides(settings=settings)
+    return config, environ, "", False
 
 
 class UsageError(DestinationError):
@@ -452,8 +556,9 @@ def _progress(mode: str, paths: list[str]) -> _Progress | _NoProgress:
     return _Progress(paths, force=mode == "always") if show else _NoProgress()
 
 
-def _summary(stats: dict[str, Any], tally: Tally, elapsed: float, *, dry_run: bool) -> None:
-    from rich.console import Console
+def _summary(
+    stats: dict[str, Any], tally: Tally, elapsed: float, *, dry_run: bool, published: bool = False
+) -> None:
     from rich.table import Table
 
     table = Table(title="destination run", show_header=False, title_justify="left")
@@ -473,6 +578,11 @@ def _summary(stats: dict[str, Any], tally: Tally, elapsed: float, *, dry_run: bo
     table.add_row("invalid", f"{stats['invalid']:,}")
     for reason, count in list(stats["invalid_reasons"].items())[:5]:
         table.add_row(f"  {_short(reason)}", f"{count:,}")
+    if published:
+        # A producer delivers nothing: what waits in the shared queue is everyone's.
+        table.add_row("published", f"{stats['accepted']:,}")
+        _summary_end(table, stats, tally, elapsed)
+        return
     table.add_row("written (dry run)" if dry_run else "delivered", f"{stats['delivered']:,}")
     table.add_row("dead-lettered", f"{stats['dead_lettered']:,}")
     for reason, count in tally.dead_reasons.most_common(5):
@@ -484,6 +594,12 @@ def _summary(stats: dict[str, Any], tally: Tally, elapsed: float, *, dry_run: bo
             table.add_row(
                 f"  {label}: {_short(route['last_error'])}", f"{route['last_error_count']:,}"
             )
+    _summary_end(table, stats, tally, elapsed)
+
+
+def _summary_end(table: Any, stats: dict[str, Any], tally: Tally, elapsed: float) -> None:
+    from rich.console import Console
+
     if stats.get("storage_error") or tally.storage_stop:
         table.add_row(f"  outbox: {_short(tally.storage_stop or stats['storage_error'])}", "")
     table.add_row("seconds", f"{elapsed:,.1f}")

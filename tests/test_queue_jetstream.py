@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -32,56 +30,11 @@ from destination.errors import StorageError
 from destination.tiktok.sandbox import Sandbox
 
 from .delivery_support import TOKEN, FakeDestination, FakeServer, item, route
+from .nats_support import NATS_SERVER, NatsServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-NATS_SERVER = shutil.which("nats-server") or (
-    "/usr/sbin/nats-server" if os.access("/usr/sbin/nats-server", os.X_OK) else None
-)
 pytestmark = pytest.mark.skipif(NATS_SERVER is None, reason="nats-server is not installed")
 FAST = RetryPolicy(base=0.01, cap=0.05)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class NatsServer:
-    """``nats-server -js`` on a free loopback port with its own store, stopped by the test."""
-
-    def __init__(self, store: Path, *extra: str, port: int | None = None) -> None:
-        self.store = store
-        self.extra = extra
-        self.port = port or _free_port()
-        self.url = f"nats://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.start()
-
-    def start(self) -> None:
-        assert NATS_SERVER is not None
-        self.store.mkdir(parents=True, exist_ok=True)
-        address = ["-a", "127.0.0.1", "-p", str(self.port)]
-        with open(self.store / "server.log", "ab") as log:
-            self.process = subprocess.Popen(
-                [NATS_SERVER, "-js", *address, "-sd", str(self.store), *self.extra],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"nats-server exited: {(self.store / 'server.log').read_text()}")
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.02)
-        raise RuntimeError("nats-server did not listen within 10 s")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
 
 
 @pytest.fixture(scope="module")
@@ -489,7 +442,7 @@ def test_nats_down_put_many_raises_a_clear_storage_error(own_server, names):
 
 
 def test_no_server_fails_fast_when_opening(names):
-    port = _free_port()
+    port = free_port()
     start = time.monotonic()
     with pytest.raises(StorageError, match=rf"JetStream nats://127.0.0.1:{port}: cannot connect"):
         JetStreamQueue(f"nats://127.0.0.1:{port}", connect_timeout=1.0, **names)

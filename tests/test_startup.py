@@ -133,3 +133,10 @@ def test_the_lazily_exported_names_are_the_public_ones():
     from destination.host import Runtime
 
     assert destination.Runtime is Runtime
+
+
+@pytest.mark.slow
+def test_deliver_refusing_to_start_loads_none_of_them(tmp_path):
+    code, loaded, _ = imported_by("deliver", cwd=tmp_path)
+    assert code == 2  # no shared queue
+    assert loaded == set(), {name: LAZY[name] for name in loaded}

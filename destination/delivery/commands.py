@@ -31,6 +31,7 @@ from .outbox import (
     RouteStats,
     SqliteQueue,
 )
+from .queue import Queue
 
 if TYPE_CHECKING:  # the config and the engine load only when a subcommand runs
     from ..config import Config
@@ -99,13 +100,49 @@ def _outbox_path(args: argparse.Namespace, config: Config) -> Path:
     return Path(delivery.queue_options.get("path", delivery.outbox))
 
 
-def _locate(args: argparse.Namespace) -> tuple[Config, Path]:
+class _Shared:
+    """A shared queue (``--queue URL``, or a config's ``delivery.queue: nats://…``)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def __str__(self) -> str:
+        from .factories import queue_name
+
+        return queue_name(self.config.delivery.queue)
+
+
+#: where the commands work: the SQLite outbox's file, or a shared queue
+Target = Path | _Shared
+
+
+def _locate(args: argparse.Namespace) -> tuple[Config, Target]:
+    """``--queue URL``, else ``--outbox``, else the config's queue: a shared one when it is
+    a URL, else its outbox."""
+    from ..sharedqueue import is_shared, with_queue
+
     config = _config(args)
+    queue = getattr(args, "queue", None)
+    if queue:
+        if args.outbox:
+            raise _Usage("--queue and --outbox name two queues: give one")
+        try:
+            config = with_queue(config, queue)
+        except ConfigurationError as exc:
+            raise _Usage(_one_line(exc)) from None
+        return config, _Shared(config)
+    if not args.outbox and is_shared(config):
+        return config, _Shared(config)
     return config, _outbox_path(args, config)
 
 
-def _open(path: Path, *, deliver: bool = False) -> SqliteQueue:
-    """An existing outbox (never a new one); ConfigurationError or StorageError, one line."""
+def _open(path: Target, *, deliver: bool = False) -> Queue:
+    """An existing outbox (never a new one), or the shared queue (``deliver=False``: a view
+    that claims nothing); ConfigurationError or StorageError, one line."""
+    if isinstance(path, _Shared):
+        from ..sharedqueue import open_shared
+
+        return open_shared(path.config, deliver=deliver)
     try:
         return SqliteQueue(path, deliver=deliver, create=False)
     except OutboxLockedError:
@@ -168,7 +205,7 @@ def status(args: argparse.Namespace) -> int:
 
 
 def _status_lines(
-    path: Path,
+    path: Target,
     stats: QueueStats,
     routes: Sequence[RouteStats],
     reasons: Sequence[tuple[str, int | None, int]],
@@ -180,7 +217,7 @@ def _status_lines(
         retry_in = stats.next_attempt_at - now
     attempts = max((r.max_attempts for r in routes), default=0)
     lines = [
-        f"outbox        {path}",
+        f"{'queue ' if isinstance(path, _Shared) else 'outbox'}        {path}",
         f"pending       {stats.pending:,} (due now {stats.due:,}, being sent {stats.in_flight:,})",
         f"oldest        {_ago(oldest)}",
         f"max attempts  {attempts:,}",
@@ -341,7 +378,7 @@ def _executor(args: argparse.Namespace, config: Config) -> Any:
         raise _Usage(_one_line(exc)) from None
 
 
-def _still_queued(path: Path, pending: int) -> int:
+def _still_queued(path: Target, pending: int) -> int:
     """Name what is left, and the last error of each route (exit 75)."""
     routes: list[RouteStats] = []
     try:
@@ -405,8 +442,9 @@ def purge(args: argparse.Namespace) -> int:
     except _Usage as exc:
         return _fail(str(exc), EXIT_USAGE)
     try:
-        # deliver=True: the delivering lock, so nothing is purged under a running delivery.
-        queue = _open(path, deliver=True)
+        # deliver=True: the outbox's delivering lock, so nothing is purged under a running
+        # delivery. A shared queue has no such lock: a view that claims nothing.
+        queue = _open(path, deliver=not isinstance(path, _Shared))
         try:
             if interactive:
                 waiting, dead = _matching(queue, event_ids, older_than)
@@ -440,7 +478,7 @@ def _confirm(question: str) -> bool:
 
 
 def _matching(
-    queue: SqliteQueue, event_ids: Sequence[str] | None, older_than: float | None
+    queue: Queue, event_ids: Sequence[str] | None, older_than: float | None
 ) -> tuple[int, int]:
     """(waiting, dead) events ``purge`` would remove, counted without removing any (the
     delivering lock held by the caller keeps the waiting ones from leaving meanwhile)."""
