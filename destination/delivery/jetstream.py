@@ -768,7 +768,8 @@ class JetStreamQueue:
         now = time.time() if now is None else now
         chunks: list[Chunk] = []
         total = 0
-        while total < limit:
+        full = False
+        while total < limit and not full:
             # As many messages as fit for sure, judged by the largest chunks seen lately.
             largest = max(self._sizes, default=1000)
             want = max(1, (limit - total) // max(largest, 1))
@@ -797,8 +798,11 @@ class JetStreamQueue:
                     self._delayed[seq] = (due, chunk.last_error)
                     continue
                 if chunks and total + len(chunk.items) > limit:
+                    # Does not fit: given back, and this claim is done. (Pulling again would
+                    # fetch the same message at once, forever: it is available again.)
                     await msg.nak()
                     self._delayed[seq] = (now, chunk.last_error)
+                    full = True
                     continue
                 root = _Message(msg, seq, {chunk.id})
                 self._held[chunk.id] = _Held(chunk, root, whole=True)
