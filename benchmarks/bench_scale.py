@@ -183,12 +183,92 @@ def one(events: int, producers: int, workers: int) -> dict[str, Any]:
     }
 
 
+def start_serve(config: Path, queue: str) -> tuple[subprocess.Popen[str], str]:
+    """``destination serve --queue URL --no-deliver`` on a free port; (process, its URL)."""
+    import re
+
+    from benchmarks.bench_serve import KEY
+
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "destination.cli", "serve", "--config", str(config)),
+            *("--port", "0", "--write-key", KEY, "--log-level", "warning"),
+            *("--queue", queue, "--no-deliver"),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "TIKTOK_ACCESS_TOKEN": ""},
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        found = re.search(r"listening on (http://\S+)", line)
+        if found:
+            import threading
+
+            stderr = process.stderr
+            threading.Thread(target=lambda: [None for _ in stderr], daemon=True).start()
+            return process, found.group(1)
+    raise SystemExit("destination serve did not start")
+
+
+def ingest(nodes: int, requests: int, batch: int) -> dict[str, Any]:
+    """Accepted events/s through ``nodes`` ingest-only ``serve`` processes (HTTP, parsing,
+    matching, mapping, hashing, publishing), 4 connections per node."""
+    import asyncio
+
+    from benchmarks.bench_serve import bodies, load
+
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        nats, url = start_nats(Path(tmp) / "nats")
+        config = Path(tmp) / "serve.yaml"
+        config.write_text(f"settings: {{pixel_code: {PIXEL}}}\ndelivery: {{linger: 0.05}}\n")
+        servers = [start_serve(config, url) for _ in range(nodes)]
+        try:
+            payloads = bodies(requests, batch, False)
+            share = len(payloads) // nodes
+
+            async def all_nodes() -> list[Any]:
+                return await asyncio.gather(
+                    *(
+                        load(node_url, payloads[i * share : (i + 1) * share], 4, 120.0, False)
+                        for i, (_, node_url) in enumerate(servers)
+                    )
+                )
+
+            started = time.perf_counter()
+            results = asyncio.run(all_nodes())
+            wall = time.perf_counter() - started
+        finally:
+            for process, _ in servers:
+                process.terminate()
+                process.wait(30)
+            nats.kill()
+            nats.wait()
+    accepted = sum(statuses.get(200, 0) for _, _, statuses in results) * batch
+    return {"nodes": nodes, "accepted": accepted, "accepted_per_s": round(accepted / wall)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=40_000)
     parser.add_argument("--producers", type=int, nargs="*", default=[1, 2])
     parser.add_argument("--workers", type=int, nargs="*", default=[1, 2])
+    parser.add_argument(
+        "--ingest-nodes",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also: accepted events/s through this many `serve --queue --no-deliver` nodes",
+    )
+    parser.add_argument(
+        "--requests", type=int, default=400, help="of 100 events, for --ingest-nodes"
+    )
     args = parser.parse_args()
+    for nodes in args.ingest_nodes:
+        r = ingest(nodes, args.requests, 100)
+        print(
+            f"# {nodes} ingest node(s): {r['accepted']:,} events accepted, {r['accepted_per_s']:,}/s"
+        )
     print(f"# load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}, 2 cores")
     print(
         f"{'P':>2} {'W':>2} {'events':>7} {'accepted/s':>10} {'µs cpu/ev':>9} "

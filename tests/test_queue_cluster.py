@@ -26,13 +26,13 @@ from destination.delivery.retry import RetryPolicy
 from destination.errors import StorageError
 
 from .delivery_support import TOKEN, FakeDestination, FakeServer, item, route
-from .test_queue_jetstream import NATS_SERVER, NatsServer, _free_port
+from .nats_support import NATS_SERVER, NatsServer, free_port
 
 pytestmark = pytest.mark.skipif(NATS_SERVER is None, reason="nats-server is not installed")
 
 
 def start_cluster(folder: Path) -> list[NatsServer]:
-    cluster_ports = [_free_port() for _ in range(3)]
+    cluster_ports = [free_port() for _ in range(3)]
     routes = ",".join(f"nats://127.0.0.1:{port}" for port in cluster_ports)
     return [
         NatsServer(
