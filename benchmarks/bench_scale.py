@@ -18,7 +18,14 @@ rusage), and duplicates the sandbox saw. The machine has 2 cores, shared by
 nats-server, the sandbox and the workers: see docs/performance.md for what
 limits the figures.
 
+3. with ``--ingest-nodes 1 2``, first: N ``destination serve --queue URL
+   --no-deliver`` processes take ``POST /v1/batch`` requests of 100 events
+   (bench_serve.py's realistic mix, 4 connections per node) and publish
+   them: accepted events/s through HTTP, parsing, matching, mapping and
+   hashing.
+
     python benchmarks/bench_scale.py                  # 40,000 events, P and W in {1, 2}
+    python benchmarks/bench_scale.py --ingest-nodes 1 2 --producers --workers
     python benchmarks/bench_scale.py --events 100000 --producers 1 --workers 1 2
 """
 
@@ -33,6 +40,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -183,6 +191,11 @@ def one(events: int, producers: int, workers: int) -> dict[str, Any]:
     }
 
 
+def _drain_lines(stream: Any) -> None:
+    for _ in stream:
+        pass
+
+
 def start_serve(config: Path, queue: str) -> tuple[subprocess.Popen[str], str]:
     """``destination serve --queue URL --no-deliver`` on a free port; (process, its URL)."""
     import re
@@ -203,10 +216,8 @@ def start_serve(config: Path, queue: str) -> tuple[subprocess.Popen[str], str]:
     for line in process.stderr:
         found = re.search(r"listening on (http://\S+)", line)
         if found:
-            import threading
-
-            stderr = process.stderr
-            threading.Thread(target=lambda: [None for _ in stderr], daemon=True).start()
+            # Keep reading its stderr, so a chatty server never blocks on a full pipe.
+            threading.Thread(target=_drain_lines, args=(process.stderr,), daemon=True).start()
             return process, found.group(1)
     raise SystemExit("destination serve did not start")
 
