@@ -54,7 +54,15 @@ class NatsServer:
             time.sleep(0.02)
         raise RuntimeError("nats-server did not listen within 10 s")
 
-    def stop(self) -> None:
+    def stop(self, *, graceful: bool = False) -> None:
+        """Kill it, or with ``graceful`` let it shut down (SIGTERM: its store is flushed)."""
         if self.process is not None and self.process.poll() is None:
+            if graceful:
+                self.process.terminate()
+                try:
+                    self.process.wait(10)
+                    return
+                except subprocess.TimeoutExpired:
+                    pass
             self.process.kill()
             self.process.wait(10)

@@ -9,9 +9,7 @@ fed by the real Segment client, get every acknowledged event to the sandbox.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -35,62 +33,22 @@ from destination.serve.metrics import RequestMetrics, render
 from destination.serve.workers import PutOnlyQueue, put_only_queue
 from destination.tiktok.sandbox import Sandbox
 
+from . import nats_support
+from .nats_support import NATS_SERVER
 from .serve_support import KEY, PIXEL, ROOT, ServeProcess, running_server, wait_for
 
-NATS_SERVER = shutil.which("nats-server") or (
-    "/usr/sbin/nats-server" if os.access("/usr/sbin/nats-server", os.X_OK) else None
-)
 pytestmark = [
     pytest.mark.skipif(NATS_SERVER is None, reason="nats-server is not installed"),
     pytest.mark.usefixtures("clean_environment"),
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+class NatsServer(nats_support.NatsServer):
+    """The tests' own nats-server; ``stop`` here is graceful (SIGTERM), as an operator's
+    restart is, and ``start`` brings it back on the same port and store."""
 
-
-class NatsServer:
-    """``nats-server -js`` on a free loopback port with its own store (as in
-    test_queue_jetstream.py); ``stop`` ends it gracefully, ``start`` brings it back."""
-
-    def __init__(self, store: Path) -> None:
-        self.store = store
-        self.port = _free_port()
-        self.url = f"nats://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.start()
-
-    def start(self) -> None:
-        assert NATS_SERVER is not None
-        self.store.mkdir(parents=True, exist_ok=True)
-        address = ["-a", "127.0.0.1", "-p", str(self.port)]
-        with open(self.store / "server.log", "ab") as log:
-            self.process = subprocess.Popen(
-                [NATS_SERVER, "-js", *address, "-sd", str(self.store)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"nats-server exited: {(self.store / 'server.log').read_text()}")
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.02)
-        raise RuntimeError("nats-server did not listen within 10 s")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+    def stop(self, *, graceful: bool = True) -> None:
+        super().stop(graceful=graceful)
 
 
 @pytest.fixture
