@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from destination.tiktok.sandbox import Sandbox
 
 from .nats_support import NATS_SERVER, NatsServer, free_port
 from .test_run import _summary
+from .test_run_delivery import write_events
 
 pytestmark = [
     pytest.mark.skipif(NATS_SERVER is None, reason="nats-server is not installed"),
@@ -59,22 +59,6 @@ def sandbox() -> Iterator[Callable[..., Sandbox]]:
     finally:
         for box in boxes:
             box.stop()
-
-
-def write_events(path: Path, n: int) -> Path:
-    now = datetime.now(UTC).isoformat()
-    with path.open("w") as handle:
-        for i in range(n):
-            event = {
-                "type": "track",
-                "event": "Product Added",
-                "messageId": f"m{i}",
-                "userId": f"user-{i % 97}",
-                "timestamp": now,
-                "properties": {"product_id": f"p{i % 13}", "price": 3, "currency": "USD"},
-            }
-            handle.write(json.dumps(event) + "\n")
-    return path
 
 
 def write_config(path: Path, box: Sandbox | None, **queue_options: Any) -> Path:

@@ -425,6 +425,26 @@ class SqliteQueue:
         )
         return chunk_id
 
+    def _insert_chunks(
+        self,
+        route_id: int,
+        items: Sequence[str],
+        event_ids: Sequence[str],
+        now: float,
+        max_items: int,
+        max_bytes: int,
+    ) -> None:
+        """New events of one route, as chunks cut at the caps, due now."""
+        for start, end, size in _cuts(items, max_items, max_bytes):
+            self._insert_chunk(
+                route_id,
+                items[start:end],
+                event_ids[start:end],
+                enqueued_at=now,
+                next_attempt_at=now,
+                size=size,
+            )
+
     def _rollback(self) -> None:
         # A failed ROLLBACK (the disk is gone) must not hide the error that caused it;
         # a route id read inside the failed transaction may not exist any more.
@@ -491,16 +511,9 @@ class SqliteQueue:
                 )
             with self._transaction():
                 for route, (items, ids) in by_route.items():
-                    rid = self._route_id(route)
-                    for start, end, size in _cuts(items, max_items, max_bytes):
-                        self._insert_chunk(
-                            rid,
-                            items[start:end],
-                            ids[start:end],
-                            enqueued_at=now,
-                            next_attempt_at=now,
-                            size=size,
-                        )
+                    self._insert_chunks(
+                        self._route_id(route), items, ids, now, max_items, max_bytes
+                    )
         return count
 
     @_storage
@@ -726,15 +739,7 @@ class SqliteQueue:
                 items.append(item)
                 ids.append(event_id)
             for rid, (items, ids) in by_route.items():
-                for start, end, size in _cuts(items, 1000, 2_000_000):
-                    self._insert_chunk(
-                        rid,
-                        items[start:end],
-                        ids[start:end],
-                        enqueued_at=now,
-                        next_attempt_at=now,
-                        size=size,
-                    )
+                self._insert_chunks(rid, items, ids, now, 1000, 2_000_000)
             self._db.execute(f"DELETE FROM dead_letters{where}", params)
         return len(rows)
 
