@@ -1241,7 +1241,13 @@ class JetStreamQueue:
     async def next_due(self) -> float | None:
         """None when nothing waits; now when messages wait undelivered; else the earliest
         delay this process gave back, or one second from now for messages held by
-        others (JetStream does not tell their due times)."""
+        others (JetStream does not tell their due times).
+
+        A view that does not deliver (``deliver=False``) claims nothing, so nothing is
+        ever due for it: None, and an engine over it (a producer, an ingest node) sleeps
+        instead of asking the server again and again."""
+        if not self.deliver:
+            return None
         now = time.time()
         info = await self._consumer()
         messages = 0
