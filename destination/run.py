@@ -63,10 +63,6 @@ SHOWN_PROBLEMS = 20
 _UNKNOWN_TYPE = "not a Segment event: unknown type"
 
 EXIT_OK, EXIT_UNDELIVERED, EXIT_CONFIG, EXIT_STOPPED, EXIT_QUEUED = 0, 1, 2, 3, 75
-DRY_RUN_TOKEN = "dry-run-token"
-#: what a producer (``--queue`` without ``--deliver``, no token configured) validates its
-#: settings with: it never sends, so no token is needed
-PRODUCER_TOKEN = "producer-sends-nothing"
 
 
 def add_parser(subparsers: Any) -> None:
@@ -332,7 +328,7 @@ def _mode(
     Returns the config, the environment to read settings from, a note for
     stderr and whether the outbox is temporary (removed when the run ends).
     """
-    from .sandboxmode import SANDBOX_PIXEL, token_configured, use_sandbox
+    from .sandboxmode import SANDBOX_PIXEL, token_configured, use_sandbox, without_token
 
     environ = dict(os.environ)
     if args.presets:
@@ -364,9 +360,7 @@ def _mode(
     if args.dry_run:
         settings = dict(config.settings)
         settings.setdefault("pixel_code", environ.get("TIKTOK_PIXEL_CODE") or SANDBOX_PIXEL)
-        if not token_configured(config, environ):
-            settings["access_token"] = DRY_RUN_TOKEN
-        config = config.with_overrides(settings=settings).with_delivery(
+        config = without_token(config.with_overrides(settings=settings), environ).with_delivery(
             executor="dry-run", executor_options={}, options={"linger": 0.0}
         )
     elif temporary:
@@ -385,7 +379,7 @@ def _shared_mode(
     """``--queue URL`` (or a config's ``delivery.queue: nats://…``): publish to the shared
     queue; deliver too only with ``--deliver`` (then an access token is required: the
     events are everyone's, so they never go to a sandbox of this run's own)."""
-    from .sandboxmode import token_configured
+    from .sandboxmode import token_configured, without_token
     from .sharedqueue import with_queue
 
     if args.queue:
@@ -402,12 +396,8 @@ def _shared_mode(
                 "token (TIKTOK_ACCESS_TOKEN or settings.access_token)"
             )
         return config, environ, "", False
-    if not token_configured(config, environ):
-        # A producer sends nothing: the workers deliver with their own settings.
-        settings = dict(config.settings)
-        settings["access_token"] = PRODUCER_TOKEN
-        config = config.with_overrides(settings=settings)
-    return config, environ, "", False
+    # A producer sends nothing: the workers deliver with their own settings.
+    return without_token(config, environ), environ, "", False
 
 
 class UsageError(DestinationError):

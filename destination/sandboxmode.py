@@ -15,13 +15,23 @@ from contextlib import ExitStack
 
 from .config import Config
 
-__all__ = ["EMBEDDED_KEEP_EVENTS", "SANDBOX_PIXEL", "token_configured", "use_sandbox"]
+__all__ = [
+    "EMBEDDED_KEEP_EVENTS",
+    "SANDBOX_PIXEL",
+    "SENDS_NOTHING_TOKEN",
+    "token_configured",
+    "use_sandbox",
+    "without_token",
+]
 
 SANDBOX_PIXEL = "CSANDBOXPIXEL0001"
 #: Events the embedded sandbox keeps for ``GET /sandbox/events``: the latest few, for a
 #: look during a run. What the run reports comes from the delivery engine's counters,
 #: so the sandbox keeps no duplicate index either, and stays flat over millions.
 EMBEDDED_KEEP_EVENTS = 1000
+#: The access token of a process that never sends (a dry run, a producer, an ingest-only
+#: node) when none is configured: its settings still validate, and it is never used.
+SENDS_NOTHING_TOKEN = "this-process-sends-nothing"
 #: Environment variables that would send sandbox-mode events elsewhere.
 _OVERRIDES = ("TIKTOK_ACCESS_TOKEN", "TIKTOK_API_BASE_URL")
 
@@ -30,6 +40,16 @@ def token_configured(config: Config, environ: Mapping[str, str]) -> bool:
     """True when an access token comes from the environment or the config's settings."""
     token = config.settings.get("access_token")
     return bool(environ.get("TIKTOK_ACCESS_TOKEN") or (isinstance(token, str) and token))
+
+
+def without_token(config: Config, environ: Mapping[str, str]) -> Config:
+    """``config`` for a process that sends nothing: a placeholder token when none is
+    configured, so the settings that shape items (pixel, phone region) still validate."""
+    if token_configured(config, environ):
+        return config
+    return config.with_overrides(
+        settings={**config.settings, "access_token": SENDS_NOTHING_TOKEN}
+    )
 
 
 def use_sandbox(

@@ -43,8 +43,6 @@ __all__ = ["add_parser", "serve"]
 log = logging.getLogger("destination.serve")
 
 EXIT_OK, EXIT_LISTEN, EXIT_CONFIG = 0, 1, 2
-#: The access token of an ingest-only node (``--no-deliver``) without one: never sent.
-INGEST_ONLY_TOKEN = "ingest-only-node-sends-nothing"
 
 
 def add_parser(subparsers: Any) -> None:
@@ -124,7 +122,7 @@ def serve(args: argparse.Namespace) -> int:
         return _fail(f"{exc.name or 'starlette/uvicorn'} is missing: install destination[serve]")
     from ..delivery.factories import queue_name
     from ..host import Runtime
-    from ..sandboxmode import token_configured, use_sandbox
+    from ..sandboxmode import token_configured, use_sandbox, without_token
     from .app import build_app
     from .auth import resolve_write_keys
     from .workers import WORKER_POLL_INTERVAL, WorkerPool, put_only_queue, shared_queue
@@ -144,11 +142,10 @@ def serve(args: argparse.Namespace) -> int:
             if args.sandbox:
                 config, url = use_sandbox(config, environ, stack)
                 note = f"--sandbox: delivering to the embedded TikTok sandbox at {url}"
-            elif args.no_deliver and not token_configured(config, environ):
+            elif args.no_deliver:
                 # An ingest-only node never sends: it needs the settings that shape items
-                # (pixel, phone region), not the token. The placeholder is never used.
-                settings = {**config.settings, "access_token": INGEST_ONLY_TOKEN}
-                config = config.with_overrides(settings=settings)
+                # (pixel, phone region), not the token.
+                config = without_token(config, environ)
             elif config.destination == "tiktok" and not token_configured(config, environ):
                 return _fail(
                     "no access token: set TIKTOK_ACCESS_TOKEN (or settings.access_token), "
