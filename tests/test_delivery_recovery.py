@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from destination.delivery import DeliveryEngine, DeliveryOptions, HttpExecutor, SqliteQueue
@@ -150,17 +151,37 @@ def test_stopped_entries_carry_the_cause_for_outbox_status(tmp_path):
 
 
 def test_settings_in_force_decide_where_queued_events_go(tmp_path):
-    """Queued under a wrong address, sent where the corrected settings say."""
+    """Tried, and failing, under a wrong address and pixel; once the settings are fixed the
+    same queued events go to the corrected address, with the corrected pixel."""
     server = FakeServer()
-    wrong = {"token": TOKEN, "url": "http://127.0.0.1:9/nowhere", "pixel": "WRONG"}
-    engine = make_engine(server, tmp_path, wrong)
-    engine.close(timeout=0)  # nothing sent: the events wait in the outbox
-    queue = SqliteQueue(tmp_path / "outbox.sqlite3")
-    queue.put_many(events(30))
-    queue.close()
-    with make_engine(server, tmp_path, {"token": TOKEN, "pixel": "RIGHT"}) as engine:
+    seen: list[tuple[str, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.read())
+        seen.append((request.url.path, body["event_source_id"]))
+        if request.url.path == "/wrong":
+            return httpx.Response(503, content=b"no such service")
+        status, headers, answer = server.answer(request.headers, request.read())
+        return httpx.Response(status, headers=headers, content=answer)
+
+    def engine_with(settings: dict[str, Any]) -> DeliveryEngine:
+        return DeliveryEngine(
+            FakeDestination(),
+            settings,
+            queue=SqliteQueue(tmp_path / "outbox.sqlite3"),
+            executor=HttpExecutor(transport=httpx.MockTransport(handler)),
+            options=DeliveryOptions(retry=FAST, linger=0.01, rate=10_000),
+        )
+
+    with engine_with({"token": TOKEN, "url": "http://fake.test/wrong", "pixel": "WRONG"}) as e:
+        e.submit_many(events(30))
+        assert e.drain(timeout=1) is False  # retried under the wrong settings, never delivered
+    assert seen and set(seen) == {("/wrong", "WRONG")} and not server.received
+    right = {"token": TOKEN, "url": "http://fake.test/right", "pixel": "RIGHT"}
+    with engine_with(right) as engine:
         assert engine.drain(timeout=10)
     assert len(server.received) == 30
+    assert seen[-1] == ("/right", "RIGHT")
 
 
 def test_the_queue_cap_refuses_new_events(tmp_path):
