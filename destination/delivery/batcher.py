@@ -19,7 +19,7 @@ from typing import Any
 from ..errors import ConfigurationError
 from .queue import Chunk
 
-__all__ = ["MAX_BATCH_SIZE", "Batch", "Batcher"]
+__all__ = ["MAX_BATCH_SIZE", "Batch", "Batcher", "items_of"]
 
 #: TikTok rejects a whole request with more than 1000 events.
 MAX_BATCH_SIZE = 1000
@@ -43,9 +43,14 @@ class Batch:
     @property
     def items(self) -> list[str]:
         """The items of every chunk, in order: what the request carries."""
-        if len(self.chunks) == 1:
-            return self.chunks[0].items
-        return [item for chunk in self.chunks for item in chunk.items]
+        return items_of(self.chunks)
+
+
+def items_of(chunks: list[Chunk]) -> list[str]:
+    """The items of these chunks, in order (a single chunk's own list, not a copy)."""
+    if len(chunks) == 1:
+        return chunks[0].items
+    return [item for chunk in chunks for item in chunk.items]
 
 
 class Batcher:

@@ -58,7 +58,7 @@ from ..errors import (
 )
 from ..logthrottle import LogThrottle
 from ..plugins import load_plugins, pm
-from .batcher import ENVELOPE_BYTES, MAX_BATCH_SIZE, Batch, Batcher
+from .batcher import ENVELOPE_BYTES, MAX_BATCH_SIZE, Batch, Batcher, items_of
 from .executors import Executor, TransportError
 from .queue import Chunk, Queue, StoredItem
 from .ratelimit import TokenBucket
@@ -713,7 +713,7 @@ class DeliveryEngine:
                 bucket.throttled()  # the route slows down as a whole, not each event
             self._resolve_retry(route, chunks, verdict)
         elif outcome is Outcome.STOP:
-            self._stop(verdict, sum(len(c.items) for c in chunks))
+            self._stop(verdict)
             self._release(chunks, self._stop_reason)
         elif sum(len(c.items) for c in chunks) == 1:
             self._resolve_dead(chunks, verdict, ResultOutcome.REJECTED, verdict.message)
@@ -760,7 +760,7 @@ class DeliveryEngine:
 
     async def _attempt(self, route: Route, chunks: list[Chunk]) -> Verdict:
         """Build, send and classify; every failure becomes a Verdict, never an exception."""
-        items = chunks[0].items if len(chunks) == 1 else [i for c in chunks for i in c.items]
+        items = items_of(chunks)
         try:
             request = self.destination.build_request_json(self._settings, route, items)
         except ConfigurationError as exc:
@@ -910,7 +910,7 @@ class DeliveryEngine:
             ),
         )
 
-    def _stop(self, verdict: Verdict, count: int) -> None:
+    def _stop(self, verdict: Verdict) -> None:
         if self._stop_reason is not None:
             return
         detail = verdict.message or "credentials or permission refused"
