@@ -127,3 +127,18 @@ class ServeProcess:
             reader.join(5)
         if self.proc.stderr is not None:
             self.proc.stderr.close()
+
+
+def messages(client: Any, count: int, start: int = 0) -> list[dict[str, Any]]:
+    """``count`` "Order Completed" tracks made by a real Segment client (not sent: the
+    caller posts or flushes them); their messageIds are what a server acknowledges."""
+    out = []
+    for i in range(start, start + count):
+        _, msg = client.track(
+            user_id=f"user-{i}",
+            event="Order Completed",
+            properties={"order_id": f"o{i}", "value": 10, "currency": "USD"},
+            context={"ip": "203.0.113.7"},
+        )
+        out.append(msg)
+    return out

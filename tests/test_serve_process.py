@@ -21,7 +21,7 @@ from segment.analytics.request import APIError, post
 from benchmarks.procfs import children
 from destination.tiktok.sandbox import Sandbox
 
-from .serve_support import KEY, PIXEL, ROOT, ServeProcess, wait_for
+from .serve_support import KEY, PIXEL, ROOT, ServeProcess, messages, wait_for
 
 SECRET_KEY = "wk_secret_never_logged_5f2c"
 
@@ -50,19 +50,6 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         timeout=60,
         env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
     )
-
-
-def messages(client: Client, count: int, start: int = 0) -> list[dict]:
-    out = []
-    for i in range(start, start + count):
-        _, msg = client.track(
-            user_id=f"user-{i}",
-            event="Order Completed",
-            properties={"order_id": f"o{i}", "value": 10, "currency": "USD"},
-            context={"ip": "203.0.113.7"},
-        )
-        out.append(msg)
-    return out
 
 
 # -- start-up -----------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from destination.tiktok.sandbox import Sandbox
 
 from . import nats_support
 from .nats_support import NATS_SERVER
-from .serve_support import KEY, PIXEL, ROOT, ServeProcess, running_server, wait_for
+from .serve_support import KEY, PIXEL, ROOT, ServeProcess, messages, running_server, wait_for
 
 pytestmark = [
     pytest.mark.skipif(NATS_SERVER is None, reason="nats-server is not installed"),
@@ -62,19 +62,6 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
 
 def settings(box: Sandbox) -> dict[str, str]:
     return {"access_token": box.token, "api_base_url": box.url, "pixel_code": PIXEL}
-
-
-def messages(client: Client, count: int, start: int = 0) -> list[dict[str, Any]]:
-    out = []
-    for i in range(start, start + count):
-        _, msg = client.track(
-            user_id=f"user-{i}",
-            event="Order Completed",
-            properties={"order_id": f"o{i}", "value": 10, "currency": "USD"},
-            context={"ip": "203.0.113.7"},
-        )
-        out.append(msg)
-    return out
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
