@@ -142,3 +142,27 @@ def messages(client: Any, count: int, start: int = 0) -> list[dict[str, Any]]:
         )
         out.append(msg)
     return out
+
+
+def write_settings(
+    path: Path,
+    box: Any,
+    outbox: Path,
+    token: str,
+    extra: str = "",
+    *,
+    destination: str | None = None,
+) -> None:
+    """A serve config delivering to the sandbox ``box`` with ``token``, stopping (no retry of
+    its own) when the token is refused; ``extra`` lines go under ``settings:``."""
+    path.write_text(
+        (f"destination: {destination}\n" if destination else "") + "settings:\n"
+        f"  access_token: {token}\n"
+        f"  api_base_url: {box.url}\n"
+        f"  pixel_code: {PIXEL}\n"
+        f"{extra}"
+        "delivery:\n"
+        f"  outbox: {outbox}\n"
+        "  linger: 0.02\n"
+        "  stop_retry_interval: 0\n"
+    )

@@ -30,7 +30,7 @@ from destination.serve.metrics import MAX_LABEL_CHARS, RequestMetrics, render
 from destination.serve.workers import WorkerPool
 from destination.tiktok.sandbox import Sandbox
 
-from .serve_support import KEY, PIXEL, running_server, runtime_config, wait_for
+from .serve_support import KEY, PIXEL, running_server, runtime_config, wait_for, write_settings
 
 AUTH = (KEY, "")
 WRONG_TOKEN = "revoked-token-4e1f9a"
@@ -302,18 +302,7 @@ def test_reload_settings_resumes_with_the_files_settings_or_keeps_the_old_ones(
     path = tmp_path / "serve.yaml"
 
     def write(token: str, extra: str = "", destination: str = "tiktok") -> None:
-        path.write_text(
-            f"destination: {destination}\n"
-            "settings:\n"
-            f"  access_token: {token}\n"
-            f"  api_base_url: {box.url}\n"
-            f"  pixel_code: {PIXEL}\n"
-            f"{extra}"
-            "delivery:\n"
-            f"  outbox: {outbox}\n"
-            "  linger: 0.02\n"
-            "  stop_retry_interval: 0\n"
-        )
+        write_settings(path, box, outbox, token, extra, destination=destination)
 
     write(WRONG_TOKEN)
     config = load_config(path)

@@ -21,7 +21,7 @@ from segment.analytics.request import APIError, post
 from benchmarks.procfs import children
 from destination.tiktok.sandbox import Sandbox
 
-from .serve_support import KEY, PIXEL, ROOT, ServeProcess, messages, wait_for
+from .serve_support import KEY, PIXEL, ROOT, ServeProcess, messages, wait_for, write_settings
 
 SECRET_KEY = "wk_secret_never_logged_5f2c"
 
@@ -315,20 +315,6 @@ def test_the_config_sets_the_workers_and_the_command_line_wins(tmp_path):
 
 RIGHT_TOKEN = "right-token-sighup-3b7d"
 WRONG_TOKEN = "wrong-token-sighup-9c2e"
-
-
-def write_settings(path: Path, box: Sandbox, outbox: Path, token: str, extra: str = "") -> None:
-    path.write_text(
-        "settings:\n"
-        f"  access_token: {token}\n"
-        f"  api_base_url: {box.url}\n"
-        f"  pixel_code: {PIXEL}\n"
-        f"{extra}"
-        "delivery:\n"
-        f"  outbox: {outbox}\n"
-        "  linger: 0.02\n"
-        "  stop_retry_interval: 0\n"
-    )
 
 
 def health(http: httpx.Client, url: str) -> tuple[int, str]:
