@@ -597,3 +597,20 @@ def test_a_damaged_outbox_is_one_line_exit_1(tmp_path, capsys, command):
     assert captured.err.startswith("destination outbox: outbox ")
     assert "malformed" in captured.err or "not a database" in captured.err
     assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
+
+
+def test_status_says_when_a_process_is_delivering_from_the_outbox(busy_outbox, capsys):
+    """Its claims are in its memory: status says so rather than showing "being sent 0"
+    as if nothing were on the way."""
+    assert main(["outbox", "status", "--outbox", busy_outbox]) == 0
+    assert "a process is delivering from this outbox" not in capsys.readouterr().out
+    assert main(["outbox", "status", "--json", "--outbox", busy_outbox]) == 0
+    assert json.loads(capsys.readouterr().out)["deliverer_running"] is False
+    deliverer = SqliteQueue(busy_outbox)  # holds the delivering lock, as run or serve does
+    try:
+        assert main(["outbox", "status", "--outbox", busy_outbox]) == 0
+        assert "a process is delivering from this outbox" in capsys.readouterr().out
+        assert main(["outbox", "status", "--json", "--outbox", busy_outbox]) == 0
+        assert json.loads(capsys.readouterr().out)["deliverer_running"] is True
+    finally:
+        deliverer.close()

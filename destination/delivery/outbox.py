@@ -345,6 +345,26 @@ class SqliteQueue:
     def __repr__(self) -> str:
         return f"SqliteQueue({self.path!r})"
 
+    def delivering_elsewhere(self) -> bool:
+        """True when another process holds this outbox's delivering lock (``run``,
+        ``serve``, ``flush``): its claims are in its memory, so what it is sending counts
+        as due here, not as in flight."""
+        if self._lock_file is not None or self.path == ":memory:":
+            return False
+        try:
+            handle = open(self.path + ".lock", "a+")  # noqa: SIM115 - closed below
+        except OSError:
+            return False
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        else:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            return False
+        finally:
+            handle.close()
+
     # -- the reserve: room to settle what is in flight on a full disk ------------
 
     @property
