@@ -351,3 +351,38 @@ def test_a_throttled_route_slows_down_alone(tmp_path):
         buckets = {r.event_source: b for r, b in engine._buckets.items()}
     assert buckets["offline"].rate < 50 / 2 and buckets["web"].rate == 50
     assert len(server.received) == 5
+
+
+def test_a_settlement_the_queue_could_not_record_is_given_back_later(tmp_path):
+    """A retry the storage refused (disk full, NATS away) used to leave its chunk claimed by
+    the engine for good: never sent again, never given back, until a restart."""
+    from destination.errors import StorageError
+
+    class Flaky(SqliteQueue):
+        failures = 2
+
+        def retry(self, ids, next_attempt_at, error):  # type: ignore[no-untyped-def]
+            if Flaky.failures:
+                Flaky.failures -= 1
+                raise StorageError("outbox: database or disk is full")
+            super().retry(ids, next_attempt_at, error)
+
+        def release(self, ids, error=None):  # type: ignore[no-untyped-def]
+            if Flaky.failures:
+                Flaky.failures -= 1
+                raise StorageError("outbox: database or disk is full")
+            super().release(ids, error)
+
+    server = FakeServer()
+    scripted(server, [(503, {}, b"unavailable")])
+    engine = DeliveryEngine(
+        FakeDestination(),
+        {"token": TOKEN},
+        queue=Flaky(tmp_path / "outbox.sqlite3"),
+        executor=HttpExecutor(transport=server.transport()),
+        options=DeliveryOptions(retry=FAST, linger=0.01, rate=10_000, poll_interval=0.05),
+    )
+    with engine:
+        engine.submit_many(events(20))
+        assert engine.drain(timeout=10), engine.stats()
+    assert len(server.received) == 20 and Flaky.failures == 0

@@ -223,6 +223,8 @@ class DeliveryEngine:
         self._held = 0
         #: delivered, but removing them from the queue failed (a full disk): held, not resent
         self._unacked: list[int] = []
+        #: a retry, release or dead letter the queue could not record: given back later
+        self._unsettled: list[Chunk] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._buckets: dict[Route, TokenBucket] = {}
         self._rate_limited_in_a_row: dict[Route, int] = {}
@@ -490,8 +492,10 @@ class DeliveryEngine:
             try:
                 if self._unacked:
                     self._ack_held()
+                if self._unsettled:
+                    self._release_held()
                 more = self._pump_once()
-                if self._storage_error is not None and not self._unacked:
+                if self._storage_error is not None and not (self._unacked or self._unsettled):
                     self._storage_error = None
             except StorageError as exc:
                 # A full disk, a lock held elsewhere: say it once per interval, try again.
@@ -676,15 +680,30 @@ class DeliveryEngine:
     # -- one batch -------------------------------------------------------------------------
 
     async def _deliver(self, chunks: list[Chunk]) -> None:
+        # The chunks this request is responsible for; a bisect replaces some by their parts.
+        owned = {c.id for c in chunks}
         try:
-            await self._deliver_batch(chunks)
+            await self._deliver_batch(chunks, owned)
         except Exception:
-            # Never strand claimed chunks: give back whatever this batch still holds.
-            with contextlib.suppress(StorageError):
-                self._release([c for c in chunks if c.id in self._claimed])
+            # Never strand claimed chunks: give back whatever this request still holds.
+            self._give_back([self._claimed[i] for i in owned if i in self._claimed])
             raise
 
-    async def _deliver_batch(self, chunks: list[Chunk]) -> None:
+    def _give_back(self, chunks: list[Chunk]) -> None:
+        """Release chunks a failed settlement left claimed; if the queue cannot take them
+        now (storage down), hold them and release them once it can (:meth:`_pump`)."""
+        try:
+            self._release(chunks)
+        except StorageError:
+            self._unsettled.extend(c for c in chunks if c not in self._unsettled)
+
+    def _release_held(self) -> None:
+        """Give back what could not be given back before (storage is back)."""
+        held = [c for c in self._unsettled if c.id in self._claimed]
+        self._release(held)
+        self._unsettled = []
+
+    async def _deliver_batch(self, chunks: list[Chunk], owned: set[int] | None = None) -> None:
         if not chunks:
             return
         if self._stop_reason is not None:
@@ -718,10 +737,12 @@ class DeliveryEngine:
         elif sum(len(c.items) for c in chunks) == 1:
             self._resolve_dead(chunks, verdict, ResultOutcome.REJECTED, verdict.message)
         else:
-            for part in self._split(chunks, verdict.index):
-                await self._deliver_batch(part)
+            for part in self._split(chunks, verdict.index, owned):
+                await self._deliver_batch(part, owned)
 
-    def _split(self, chunks: list[Chunk], index: int | None) -> list[list[Chunk]]:
+    def _split(
+        self, chunks: list[Chunk], index: int | None, owned: set[int] | None = None
+    ) -> list[list[Chunk]]:
         """Isolate a rejected batch's bad events: around the named index, else in halves.
 
         An event is dead-lettered only when it is rejected alone, so a wrong
@@ -745,6 +766,9 @@ class DeliveryEngine:
                 del self._claimed[chunk.id]
                 for part in parts:
                     self._claimed[part.id] = part
+                if owned is not None:
+                    owned.discard(chunk.id)
+                    owned.update(part.id for part in parts)
                 pieces.extend(parts)
             else:
                 pieces.append(chunk)
