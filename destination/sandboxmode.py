@@ -47,9 +47,7 @@ def without_token(config: Config, environ: Mapping[str, str]) -> Config:
     configured, so the settings that shape items (pixel, phone region) still validate."""
     if token_configured(config, environ):
         return config
-    return config.with_overrides(
-        settings={**config.settings, "access_token": SENDS_NOTHING_TOKEN}
-    )
+    return config.with_overrides(settings={**config.settings, "access_token": SENDS_NOTHING_TOKEN})
 
 
 def use_sandbox(
